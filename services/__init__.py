@@ -1,0 +1,1 @@
+"""Emporium's Python services and their shared platform."""

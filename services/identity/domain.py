@@ -1,0 +1,68 @@
+"""Identity's domain: users, their validation and roles. Standard library only."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from services.platform.errors import Validator
+
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,31}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD, MAX_PASSWORD = 8, 128
+MAX_EMAIL, MAX_DISPLAY_NAME = 254, 100
+CUSTOMER_ROLE = "customer"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A registered user (or a service account, whose id is ``service:<name>``)."""
+
+    user_id: str
+    username: str
+    email: str
+    display_name: str
+    roles: tuple[str, ...]
+    created_at_us: int
+    password_hash: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """Command: create a customer account."""
+
+    username: str
+    email: str
+    password: str
+    display_name: str
+
+    def validate(self) -> None:
+        v = Validator()
+        v.check(
+            bool(USERNAME.match(self.username)),
+            "username",
+            "must be 3-32 characters: lowercase letters, digits, '_', '.', '-'",
+        )
+        if v.check(len(self.email) <= MAX_EMAIL, "email", f"must be at most {MAX_EMAIL} characters"):
+            v.check(bool(EMAIL.match(self.email)), "email", "must be an email address")
+        v.check(
+            MIN_PASSWORD <= len(self.password) <= MAX_PASSWORD,
+            "password",
+            f"must be {MIN_PASSWORD}-{MAX_PASSWORD} characters",
+        )
+        v.text(self.display_name, "display_name", max_len=MAX_DISPLAY_NAME, required=False)
+        v.raise_if_any()
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """Command: exchange a username and password for an access token."""
+
+    username: str
+    password: str
+
+    def validate(self) -> None:
+        v = Validator()
+        v.text(self.username, "username", max_len=64)
+        v.text(self.password, "password", max_len=MAX_PASSWORD)
+        v.raise_if_any()

@@ -1,0 +1,70 @@
+"""Identity's composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emporium.identity.v1 import identity_service_pb2 as pb
+from emporium.identity.v1 import identity_service_pb2_grpc as pb_grpc
+from grpc import aio
+
+from services.identity.handlers import Identity, load_signing_key
+from services.identity.passwords import Passwords
+from services.identity.service import IdentityServicer
+from services.identity.tokens import TokenIssuer
+from services.platform import runner
+from services.platform.auth import ADMIN_ROLE, SERVICE_ROLE, JwksCache, TokenVerifier
+from services.platform.config import Settings
+from services.platform.db import Database
+from services.platform.metrics import Metrics
+from services.platform.server import ServiceDefinition
+
+SERVICE = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
+PUBLIC = [f"/{SERVICE}/Register", f"/{SERVICE}/Login", f"/{SERVICE}/GetJwks"]
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
+    db = Database(settings.database_url, MIGRATIONS)
+    await db.migrate()
+    key = await load_signing_key(db, settings.jwt_signing_key_pem)
+    issuer = TokenIssuer(
+        key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.jwt_ttl_seconds,
+    )
+    identity = Identity(db, Passwords(settings.password_hash_cost), issuer)
+
+    async def jwks() -> list[dict[str, str]]:
+        return identity.jwks()
+
+    verifier = TokenVerifier(
+        JwksCache(jwks), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+
+    async def bootstrap_accounts() -> None:
+        if settings.bootstrap_admin is not None:
+            username, password = settings.bootstrap_admin
+            await identity.ensure_account(
+                f"admin:{username}", username, password, (ADMIN_ROLE, "customer")
+            )
+        for name, secret in settings.service_credentials.items():
+            await identity.ensure_account(f"service:{name}", f"svc-{name}", secret, (SERVICE_ROLE,))
+
+    def register(server: aio.Server) -> None:
+        pb_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(identity), server)
+
+    return ServiceDefinition(
+        name=settings.service,
+        register=register,
+        service_names=[SERVICE],
+        middlewares=runner.standard_middlewares(settings, metrics, verifier, PUBLIC),
+        readiness=[db.ping],
+        on_start=[bootstrap_accounts],
+        on_stop=[db.dispose],
+    )
+
+
+def main() -> None:
+    runner.run("identity", build)

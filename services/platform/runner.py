@@ -1,0 +1,46 @@
+"""Runs one service process: logs, tracing, metrics, then the gRPC server until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from services.platform import auth, logs, telemetry
+from services.platform.config import Settings, load_settings
+from services.platform.metrics import Metrics
+from services.platform.middlewares import AccessLog, Authenticate, RecordMetrics
+from services.platform.pipeline import Middleware
+from services.platform.server import ServiceDefinition, ServiceHost
+
+Build = Callable[[Settings, Metrics], Awaitable[ServiceDefinition]]
+
+
+def standard_middlewares(
+    settings: Settings,
+    metrics: Metrics,
+    verifier: auth.TokenVerifier,
+    public_methods: Sequence[str],
+) -> list[Middleware]:
+    """The ordered chain every service uses: log and measure, then authenticate."""
+    return [
+        AccessLog(settings.service),
+        RecordMetrics(metrics),
+        Authenticate(verifier, frozenset(public_methods)),
+    ]
+
+
+async def serve(settings: Settings, build: Build) -> None:
+    metrics = Metrics(settings.service)
+    metrics.info.labels(settings.service, settings.version).set(1)
+    metrics.serve(settings.metrics_port, settings.grpc_host)
+    definition = await build(settings, metrics)
+    host = ServiceHost(definition, settings.grpc_address)
+    await host.run_until_signalled()
+
+
+def run(service: str, build: Build) -> None:
+    """The body of every service's ``main()``."""
+    settings = load_settings(service)
+    logs.configure(service, settings.log_level)
+    telemetry.configure(service, settings.version, settings.otlp_endpoint)
+    asyncio.run(serve(settings, build))

@@ -1,0 +1,1 @@
+"""Shared test helpers: settings, databases, in-process servers and tokens."""
