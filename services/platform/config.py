@@ -45,6 +45,9 @@ class Settings:
     service_credentials: dict[str, str] = field(default_factory=dict)
     bootstrap_admin: tuple[str, str] | None = None
     password_hash_cost: str = "standard"
+    breaker_failure_threshold: int = 5
+    breaker_reset_timeout_seconds: float = 30.0
+    bulkhead_max_concurrent: int = 100
     targets: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -100,7 +103,9 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
     (``host:port``) for each other service. Identity also reads
     ``JWT_SIGNING_KEY_PEM`` (else a key kept in its database), ``SERVICE_CREDENTIALS``
     (``name:secret,...``: service accounts), ``BOOTSTRAP_ADMIN`` (``user:password``)
-    and ``PASSWORD_HASH_COST`` [standard; ``fast`` for tests only].
+    and ``PASSWORD_HASH_COST`` [standard; ``fast`` for tests only]. Outgoing calls read
+    ``BREAKER_FAILURE_THRESHOLD`` [5], ``BREAKER_RESET_TIMEOUT_SECONDS`` [30] and
+    ``BULKHEAD_MAX_CONCURRENT`` [100].
     """
     if service not in DEFAULT_PORTS:
         raise ConfigError(f"unknown service {service!r}")
@@ -129,6 +134,9 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
         service_credentials=_pairs(env.get("SERVICE_CREDENTIALS", ""), "SERVICE_CREDENTIALS"),
         bootstrap_admin=_admin(env.get("BOOTSTRAP_ADMIN", "")),
         password_hash_cost=env.get("PASSWORD_HASH_COST") or "standard",
+        breaker_failure_threshold=_int(env, "BREAKER_FAILURE_THRESHOLD", 5),
+        breaker_reset_timeout_seconds=float(_int(env, "BREAKER_RESET_TIMEOUT_SECONDS", 30)),
+        bulkhead_max_concurrent=_int(env, "BULKHEAD_MAX_CONCURRENT", 100),
         targets=targets,
         extra={k: v for k, v in env.items() if k.startswith("EMPORIUM_")},
     )

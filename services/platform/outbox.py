@@ -1,0 +1,105 @@
+"""The transactional outbox: events are rows written in the same transaction as the
+state change they describe; a relay publishes them to the bus afterwards.
+
+Every publishing service creates the ``outbox`` table with :func:`create_outbox_table`
+in a migration and records events with :func:`record`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from google.protobuf.message import Message
+from opentelemetry import propagate
+from sqlalchemy.ext.asyncio import AsyncSession
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+metadata = sa.MetaData()
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("stream", sa.String(64), nullable=False),
+    sa.Column("event_type", sa.String(200), nullable=False),
+    sa.Column("aggregate_id", sa.String(64), nullable=False),
+    sa.Column("occurred_at_us", sa.BigInteger, nullable=False),
+    sa.Column("traceparent", sa.String(64), nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("published_at_us", sa.BigInteger, nullable=True),
+    sa.Index("ix_outbox_unpublished", "published_at_us", "id"),
+)
+
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("consumer", sa.String(64), primary_key=True),
+    sa.Column("processed_at_us", sa.BigInteger, nullable=False),
+)
+
+
+def create_outbox_table(op: Any) -> None:
+    """For migrations: ``create_outbox_table(op)`` creates the outbox and its index."""
+    op.create_table(
+        "outbox",
+        *(column._copy() for column in outbox.columns),
+    )
+    op.create_index("ix_outbox_unpublished", "outbox", ["published_at_us", "id"])
+
+
+def create_inbox_table(op: Any) -> None:
+    """For migrations of consuming services: the processed-event ids."""
+    op.create_table("inbox", *(column._copy() for column in inbox.columns))
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """An event on the bus: id, type (full proto name), aggregate, time, trace, payload."""
+
+    event_id: str
+    event_type: str
+    aggregate_id: str
+    occurred_at_us: int
+    traceparent: str
+    payload: bytes
+
+
+def current_traceparent() -> str:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent", "")
+
+
+def envelope(event: Message, aggregate_id: str) -> Envelope:
+    return Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type=event.DESCRIPTOR.full_name,
+        aggregate_id=aggregate_id,
+        occurred_at_us=time.time_ns() // 1000,
+        traceparent=current_traceparent(),
+        payload=event.SerializeToString(),
+    )
+
+
+async def record(session: AsyncSession, stream: str, event: Message, aggregate_id: str) -> Envelope:
+    """Adds ``event`` to the outbox inside the caller's transaction."""
+    item = envelope(event, aggregate_id)
+    await session.execute(
+        sa.insert(outbox).values(
+            event_id=item.event_id,
+            stream=stream,
+            event_type=item.event_type,
+            aggregate_id=item.aggregate_id,
+            occurred_at_us=item.occurred_at_us,
+            traceparent=item.traceparent,
+            payload=item.payload,
+        )
+    )
+    return item
