@@ -43,7 +43,9 @@ class Register:
             "username",
             "must be 3-32 characters: lowercase letters, digits, '_', '.', '-'",
         )
-        if v.check(len(self.email) <= MAX_EMAIL, "email", f"must be at most {MAX_EMAIL} characters"):
+        if v.check(
+            len(self.email) <= MAX_EMAIL, "email", f"must be at most {MAX_EMAIL} characters"
+        ):
             v.check(bool(EMAIL.match(self.email)), "email", "must be an email address")
         v.check(
             MIN_PASSWORD <= len(self.password) <= MAX_PASSWORD,

@@ -55,7 +55,9 @@ class Identity:
         command.validate()
         async with self._db.transaction() as session:
             user = await UserRepository(session).by_username(command.username)
-        ok = await self._passwords.verify(None if user is None else user.password_hash, command.password)
+        ok = await self._passwords.verify(
+            None if user is None else user.password_hash, command.password
+        )
         if user is None or not ok:
             raise Unauthenticated("unknown username or wrong password")
         return self.issuer.issue(user.user_id, user.username, user.roles), user

@@ -11,6 +11,7 @@ from services.platform.auth import JwksCache, TokenVerifier
 from services.platform.clients import open_channel
 from services.platform.config import Settings
 
+_SERVICE = identity_pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
 _JWK_FIELDS = ("kty", "kid", "use", "alg", "crv", "x", "y", "n", "e")
 
 
@@ -18,7 +19,9 @@ def identity_verifier(settings: Settings) -> TokenVerifier:
     """A verifier whose keys come from identity's GetJwks (cached, refreshed on rotation)."""
     channel = open_channel(
         settings.target("identity"),
-        retryable=[(identity_pb.DESCRIPTOR.services_by_name["IdentityService"].full_name, "GetJwks")],
+        retryable=[
+            (identity_pb.DESCRIPTOR.services_by_name["IdentityService"].full_name, "GetJwks")
+        ],
         default_timeout=3.0,
     )
     stub = identity_grpc.IdentityServiceStub(channel)
@@ -30,4 +33,6 @@ def identity_verifier(settings: Settings) -> TokenVerifier:
             for key in response.keys
         ]
 
-    return TokenVerifier(JwksCache(fetch), issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    return TokenVerifier(
+        JwksCache(fetch), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )

@@ -1,0 +1,1 @@
+"""The local mesh: every service as its own process on one machine, embedded stores."""

