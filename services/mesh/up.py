@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import importlib.util
 import json
+import os
 import secrets
 import signal
 import sys
@@ -17,8 +18,10 @@ from services.mesh.health import wait_serving
 from services.mesh.processes import ProcessGroup
 from services.mesh.seed import DEMO_USER, seed
 from services.platform.config import DEFAULT_PORTS
+from services.platform.embedded_redis import EmbeddedRedis
 
 ADMIN_USER = "admin"
+REDIS_PORT = 6390
 
 
 def implemented() -> list[str]:
@@ -38,11 +41,20 @@ def _secrets(data_dir: Path) -> dict[str, str]:
     return values
 
 
+def _redis(data_dir: Path, offset: int) -> EmbeddedRedis | None:
+    """The embedded Redis (AOF on), unless ``REDIS_URL`` names an external one."""
+    if os.environ.get("REDIS_URL"):
+        return None
+    return EmbeddedRedis(data_dir / "redis", port=REDIS_PORT + offset)
+
+
 def _ports(offset: int) -> dict[str, tuple[int, int]]:
     return {name: (g + offset, m + offset) for name, (g, m) in DEFAULT_PORTS.items()}
 
 
-def _banner(targets: dict[str, str], metrics: dict[str, int], admin: str, data_dir: Path) -> str:
+def _banner(
+    targets: dict[str, str], metrics: dict[str, int], admin: str, data_dir: Path, redis_url: str
+) -> str:
     lines = ["", "Emporium is up.", ""]
     lines += [
         f"  {name:<12} grpc {target:<18} metrics http://127.0.0.1:{metrics[name]}/metrics"
@@ -53,6 +65,7 @@ def _banner(targets: dict[str, str], metrics: dict[str, int], admin: str, data_d
         f"  demo user    {DEMO_USER[0]} / {DEMO_USER[1]}",
         f"  admin        {ADMIN_USER} / {admin}",
         f"  data, logs   {data_dir}",
+        f"  redis        {redis_url}",
         "",
         "Try:",
         f"  grpcurl -plaintext {targets['catalog']} list" if "catalog" in targets else "",
@@ -71,6 +84,7 @@ async def _run(args: argparse.Namespace) -> int:
     names = [n for n in implemented() if not args.only or n in args.only]
     targets = {n: f"127.0.0.1:{ports[n][0]}" for n in names}
     group = ProcessGroup(data_dir / "logs")
+    redis = _redis(data_dir, args.port_offset)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -79,6 +93,11 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         common = {f"{n.upper()}_TARGET": f"127.0.0.1:{ports[n][0]}" for n in DEFAULT_PORTS}
         common.update({"DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+        if redis is not None:
+            redis.start()
+            common["REDIS_URL"] = redis.url
+        elif os.environ.get("REDIS_URL"):
+            common["REDIS_URL"] = os.environ["REDIS_URL"]
         for name in names:
             env = {
                 **common,
@@ -98,7 +117,8 @@ async def _run(args: argparse.Namespace) -> int:
             return 1
         healthy_after = time.monotonic() - started
         created = await seed(targets, (ADMIN_USER, creds["admin"]))
-        print(_banner(targets, {n: ports[n][1] for n in names}, creds["admin"], data_dir))
+        metrics = {n: ports[n][1] for n in names}
+        print(_banner(targets, metrics, creds["admin"], data_dir, common.get("REDIS_URL", "-")))
         print(f"\nAll {len(names)} services healthy in {healthy_after:.1f}s; seeded {created}.")
         sys.stdout.flush()
         while not stop.is_set():
@@ -112,6 +132,8 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     finally:
         group.stop_all()
+        if redis is not None:
+            redis.stop()
         print("stopped.")
 
 

@@ -1,0 +1,49 @@
+"""Catalog's composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emporium.catalog.v1 import catalog_service_pb2 as pb
+from emporium.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
+from grpc import aio
+
+from services.catalog.handlers import Catalog
+from services.catalog.service import CatalogServicer
+from services.platform import runner
+from services.platform.config import Settings
+from services.platform.db import Database
+from services.platform.keys import identity_verifier
+from services.platform.metrics import Metrics
+from services.platform.server import ServiceDefinition
+
+SERVICE = pb.DESCRIPTOR.services_by_name["CatalogService"].full_name
+PUBLIC = [
+    f"/{SERVICE}/{method}"
+    for method in ("ListProducts", "GetProduct", "BatchGetProducts", "ListCategories")
+]
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
+    db = Database(settings.database_url, MIGRATIONS)
+    await db.migrate()
+    catalog = Catalog(db)
+
+    def register(server: aio.Server) -> None:
+        pb_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), server)
+
+    return ServiceDefinition(
+        name=settings.service,
+        register=register,
+        service_names=[SERVICE],
+        middlewares=runner.standard_middlewares(
+            settings, metrics, identity_verifier(settings), PUBLIC
+        ),
+        readiness=[db.ping],
+        on_stop=[db.dispose],
+    )
+
+
+def main() -> None:
+    runner.run("catalog", build)
