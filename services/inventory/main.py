@@ -1,0 +1,64 @@
+"""Inventory's composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emporium.inventory.v1 import inventory_service_pb2 as pb
+from emporium.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
+from grpc import aio
+
+from services.inventory.handlers import Inventory
+from services.inventory.service import InventoryServicer
+from services.inventory.sweeper import Sweeper
+from services.platform import runner
+from services.platform.config import ConfigError, Settings
+from services.platform.db import Database
+from services.platform.keys import identity_verifier
+from services.platform.metrics import Metrics
+from services.platform.server import ServiceDefinition
+
+SERVICE = pb.DESCRIPTOR.services_by_name["InventoryService"].full_name
+PUBLIC = [f"/{SERVICE}/GetStock"]
+MIGRATIONS = Path(__file__).parent / "migrations"
+#: Seconds between sweeps for expired reservations (tests shorten it).
+SWEEP_INTERVAL_ENV = "EMPORIUM_INVENTORY_SWEEP_INTERVAL_SECONDS"
+DEFAULT_SWEEP_INTERVAL = 1.0
+
+
+def sweep_interval(settings: Settings) -> float:
+    raw = settings.extra.get(SWEEP_INTERVAL_ENV) or str(DEFAULT_SWEEP_INTERVAL)
+    try:
+        interval = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{SWEEP_INTERVAL_ENV} must be a number, got {raw!r}") from exc
+    if not 0 < interval <= 3600:
+        raise ConfigError(f"{SWEEP_INTERVAL_ENV} must be in (0, 3600], got {raw!r}")
+    return interval
+
+
+async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
+    interval = sweep_interval(settings)
+    db = Database(settings.database_url, MIGRATIONS)
+    await db.migrate()
+    inventory = Inventory(db)
+    sweeper = Sweeper(inventory.expire_due, interval)
+
+    def register(server: aio.Server) -> None:
+        pb_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(inventory), server)
+
+    return ServiceDefinition(
+        name=settings.service,
+        register=register,
+        service_names=[SERVICE],
+        middlewares=runner.standard_middlewares(
+            settings, metrics, identity_verifier(settings), PUBLIC
+        ),
+        readiness=[db.ping],
+        on_start=[sweeper.start],
+        on_stop=[sweeper.stop, db.dispose],
+    )
+
+
+def main() -> None:
+    runner.run("inventory", build)

@@ -1,0 +1,110 @@
+"""Domain objects as protobuf messages: API resources and the events inventory publishes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from emporium.inventory.v1 import events_pb2 as events
+from emporium.inventory.v1 import inventory_service_pb2 as pb
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.inventory.domain import AdjustStock, Line, Reservation, Status, StockLevel
+
+_STATUS: dict[Status, pb.ReservationStatus.ValueType] = {
+    Status.RESERVED: pb.RESERVATION_STATUS_RESERVED,
+    Status.FAILED: pb.RESERVATION_STATUS_FAILED,
+    Status.RELEASED: pb.RESERVATION_STATUS_RELEASED,
+    Status.COMMITTED: pb.RESERVATION_STATUS_COMMITTED,
+    Status.EXPIRED: pb.RESERVATION_STATUS_EXPIRED,
+}
+
+
+def timestamp(us: int) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromMicroseconds(us)
+    return stamp
+
+
+def lines_from(protos: Iterable[pb.ReservationLine]) -> tuple[Line, ...]:
+    return tuple(Line(line.sku, line.quantity) for line in protos)
+
+
+def line_protos(lines: tuple[Line, ...]) -> list[pb.ReservationLine]:
+    return [pb.ReservationLine(sku=line.sku, quantity=line.quantity) for line in lines]
+
+
+def reservation_proto(reservation: Reservation) -> pb.Reservation:
+    message = pb.Reservation(
+        reservation_id=reservation.reservation_id,
+        order_id=reservation.order_id,
+        status=_STATUS[reservation.status],
+        lines=line_protos(reservation.lines),
+        unavailable_skus=list(reservation.unavailable_skus),
+        create_time=timestamp(reservation.created_at_us),
+        update_time=timestamp(reservation.updated_at_us),
+    )
+    if reservation.expires_at_us is not None:
+        message.expire_time.CopyFrom(timestamp(reservation.expires_at_us))
+    return message
+
+
+def stock_proto(level: StockLevel) -> pb.StockLevel:
+    return pb.StockLevel(
+        sku=level.sku,
+        available=level.available,
+        reserved=level.reserved,
+        sold=level.sold,
+        update_time=timestamp(level.updated_at_us),
+    )
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+def stock_reserved(reservation: Reservation) -> events.StockReserved:
+    return events.StockReserved(
+        reservation_id=reservation.reservation_id,
+        order_id=reservation.order_id,
+        lines=line_protos(reservation.lines),
+        expire_time=timestamp(reservation.expires_at_us or 0),
+        occur_time=timestamp(reservation.updated_at_us),
+    )
+
+
+def stock_reservation_failed(reservation: Reservation) -> events.StockReservationFailed:
+    return events.StockReservationFailed(
+        order_id=reservation.order_id,
+        lines=line_protos(reservation.lines),
+        unavailable_skus=list(reservation.unavailable_skus),
+        reason="insufficient stock for " + ", ".join(reservation.unavailable_skus),
+        occur_time=timestamp(reservation.updated_at_us),
+    )
+
+
+def stock_released(reservation: Reservation, reason: str) -> events.StockReleased:
+    return events.StockReleased(
+        reservation_id=reservation.reservation_id,
+        order_id=reservation.order_id,
+        lines=line_protos(reservation.lines),
+        reason=reason,
+        occur_time=timestamp(reservation.updated_at_us),
+    )
+
+
+def stock_committed(reservation: Reservation) -> events.StockCommitted:
+    return events.StockCommitted(
+        reservation_id=reservation.reservation_id,
+        order_id=reservation.order_id,
+        lines=line_protos(reservation.lines),
+        occur_time=timestamp(reservation.updated_at_us),
+    )
+
+
+def stock_adjusted(command: AdjustStock, level: StockLevel) -> events.StockAdjusted:
+    return events.StockAdjusted(
+        sku=level.sku,
+        delta=command.delta,
+        reason=command.reason,
+        available=level.available,
+        occur_time=timestamp(level.updated_at_us),
+    )
