@@ -108,9 +108,10 @@ class Inventory:
         return fresh
 
     async def release(self, command: ReleaseReservation) -> Reservation | None:
-        """RESERVED → RELEASED. Idempotent: a released, expired or failed reservation is
-        returned unchanged, and an order with no reservation gets ``None`` (compensating a
-        reservation that never happened is not an error for the saga)."""
+        """RESERVED → RELEASED, or COMMITTED → RELEASED with the sold units restocked (an
+        order cancelled before it shipped). Idempotent: a released, expired or failed
+        reservation is returned unchanged, and an order with no reservation gets ``None``
+        (compensating a reservation that never happened is not an error for the saga)."""
         auth.require_service(ORDER_SERVICE)
         command.validate()
         now = self._clock()
@@ -122,10 +123,16 @@ class Inventory:
             reservation = await repository.reservation(command.order_id)
             if released and reservation is not None:
                 await repository.put_back(reservation.lines, now)
+            elif reservation is not None and reservation.status is Status.COMMITTED:
+                released = await repository.transition(
+                    command.order_id, Status.COMMITTED, Status.RELEASED, now
+                )
+                if released:
+                    await repository.restock(reservation.lines, now)
+                    reservation = await repository.reservation(command.order_id)
+            if released and reservation is not None:
                 event = messages.stock_released(reservation, command.reason or RELEASED_REASON)
                 await outbox.record(session, STREAM, event, reservation.order_id)
-        if reservation is not None and reservation.status is Status.COMMITTED:
-            raise FailedPrecondition("a committed reservation cannot be released")
         return reservation
 
     async def commit(self, command: CommitReservation) -> Reservation:

@@ -157,6 +157,19 @@ class InventoryRepository:
                 )
             )
 
+    async def restock(self, lines: tuple[Line, ...], now_us: int) -> None:
+        """Moves sold units back to available (an order cancelled before shipping)."""
+        for line in _in_lock_order(lines):
+            await self._session.execute(
+                update(stock)
+                .where(stock.c.sku == line.sku)
+                .values(
+                    available=stock.c.available + line.quantity,
+                    sold=stock.c.sold - line.quantity,
+                    updated_at_us=now_us,
+                )
+            )
+
     async def add_available(self, sku: str, delta: int, now_us: int) -> bool:
         """Adds ``delta`` to an existing SKU's available units unless that goes below zero."""
         changed = await self._changed(

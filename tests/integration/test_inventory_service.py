@@ -398,17 +398,19 @@ async def test_release_for_an_order_without_a_reservation_succeeds_empty(
     assert not response.HasField("reservation")
 
 
-async def test_release_of_a_committed_reservation_is_a_failed_precondition(
+async def test_release_of_a_committed_reservation_restocks_the_sold_units_once(
     inventory: Inventory,
 ) -> None:
     sku, order_id = unique("drum"), unique("order")
     await inventory.restock(sku, 1)
     await inventory.reserve(order_id, lines(**{sku: 1}))
     await inventory.commit(order_id)
-    request = pb.ReleaseReservationRequest(order_id=order_id)
-    code = await _code_of(inventory.stub.ReleaseReservation(request, metadata=inventory.order))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert await inventory.stock(sku) == (0, 0, 1)
+    request = pb.ReleaseReservationRequest(order_id=order_id, reason="order cancelled")
+    for _ in range(2):
+        released = await inventory.stub.ReleaseReservation(request, metadata=inventory.order)
+        assert released.reservation.status == pb.RESERVATION_STATUS_RELEASED
+    assert await inventory.stock(sku) == (1, 0, 0)
 
 
 async def test_release_and_commit_reject_bad_input_naming_the_field(
