@@ -1,0 +1,1 @@
+"""Offline validation of the Kubernetes packaging: Helm chart, Istio policy, Dockerfile."""
