@@ -38,28 +38,33 @@ def service_config(retryable: Sequence[tuple[str, str]] = ()) -> str:
     return json.dumps(config)
 
 
-class _Deadline(
-    aio.UnaryUnaryClientInterceptor,
-    aio.UnaryStreamClientInterceptor,
-):
-    """Gives every call a deadline, never longer than what the caller has left."""
+def _with_deadline(details: aio.ClientCallDetails, default: float) -> aio.ClientCallDetails:
+    timeout = deadlines.timeout_for(default if details.timeout is None else details.timeout)
+    return aio.ClientCallDetails(
+        details.method, timeout, details.metadata, details.credentials, details.wait_for_ready
+    )
+
+
+# grpc.aio files each interceptor under one call type, so unary and streaming calls each
+# need their own object.
+class _UnaryDeadline(aio.UnaryUnaryClientInterceptor):
+    """Gives every unary call a deadline, never longer than what the caller has left."""
 
     def __init__(self, default: float) -> None:
         self._default = default
 
-    def _details(self, details: aio.ClientCallDetails) -> aio.ClientCallDetails:
-        timeout = deadlines.timeout_for(
-            self._default if details.timeout is None else details.timeout
-        )
-        return aio.ClientCallDetails(
-            details.method, timeout, details.metadata, details.credentials, details.wait_for_ready
-        )
-
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
+        return await continuation(_with_deadline(details, self._default), request)
+
+
+class _StreamDeadline(aio.UnaryStreamClientInterceptor):
+    """The same for server-streaming calls."""
+
+    def __init__(self, default: float) -> None:
+        self._default = default
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
+        return await continuation(_with_deadline(details, self._default), request)
 
 
 def open_channel(
@@ -72,7 +77,8 @@ def open_channel(
     """An insecure (mesh-internal; mTLS is the sidecar's job) channel to ``target``."""
     chain: list[aio.ClientInterceptor] = [
         *telemetry.client_interceptors(),
-        _Deadline(default_timeout),
+        _UnaryDeadline(default_timeout),
+        _StreamDeadline(default_timeout),
         *interceptors,
     ]
     return aio.insecure_channel(

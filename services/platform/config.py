@@ -70,6 +70,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def sqlite_url(data_dir: Path, service: str) -> str:
     return f"sqlite+aiosqlite:///{data_dir / f'{service}.db'}"
 
@@ -135,7 +145,7 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
         bootstrap_admin=_admin(env.get("BOOTSTRAP_ADMIN", "")),
         password_hash_cost=env.get("PASSWORD_HASH_COST") or "standard",
         breaker_failure_threshold=_int(env, "BREAKER_FAILURE_THRESHOLD", 5),
-        breaker_reset_timeout_seconds=float(_int(env, "BREAKER_RESET_TIMEOUT_SECONDS", 30)),
+        breaker_reset_timeout_seconds=_float(env, "BREAKER_RESET_TIMEOUT_SECONDS", 30.0),
         bulkhead_max_concurrent=_int(env, "BULKHEAD_MAX_CONCURRENT", 100),
         targets=targets,
         extra={k: v for k, v in env.items() if k.startswith("EMPORIUM_")},

@@ -1,0 +1,138 @@
+"""Fulfillment's use cases: ship confirmed orders (an event handler) and serve shipments.
+
+:func:`handle_order_confirmed` is the effect of an ``OrderConfirmed`` event. The consumer
+runs it inside the transaction that also records the event in the inbox, so its shipment
+and its outbox events (stream ``fulfillment``) commit together with "processed". It is
+idempotent per order on its own as well: a second OrderConfirmed for an order (a replayed
+event with a new id) finds the shipment and does nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from emporium.fulfillment.v1 import events_pb2 as events
+from emporium.order.v1 import events_pb2 as order_events
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.fulfillment.carrier import Carrier, SimulatedCarrier
+from services.fulfillment.domain import MAX_ID, GetShipment, Shipment, ShipmentStatus
+from services.fulfillment.repository import ShipmentRepository
+from services.platform import auth, outbox
+from services.platform.db import Database
+from services.platform.errors import NotFound
+from services.platform.outbox import Envelope
+
+STREAM = "fulfillment"
+ORDER_CONFIRMED = order_events.OrderConfirmed.DESCRIPTOR.full_name
+#: The order service may read every shipment (as may admins).
+ORDER_SERVICE = "service:order"
+
+EventHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+
+
+class MalformedEvent(ValueError):
+    """An event this service cannot act on; the consumer retries, then dead-letters it."""
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _timestamp(micros: int) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromMicroseconds(micros)
+    return stamp
+
+
+def _check(event: order_events.OrderConfirmed) -> None:
+    for name in ("order_id", "user_id"):
+        value = getattr(event, name)
+        if not value or len(value) > MAX_ID:
+            raise MalformedEvent(f"OrderConfirmed.{name} must be 1-{MAX_ID} characters")
+
+
+def order_confirmed_handler(
+    carrier: Carrier | None = None,
+    *,
+    now_us: Callable[[], int] = _now_us,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> EventHandler:
+    """The OrderConfirmed effect with its carrier, clock and id source."""
+    handover_to = carrier or SimulatedCarrier()
+
+    async def handle(session: AsyncSession, envelope: Envelope) -> None:
+        confirmed = order_events.OrderConfirmed.FromString(envelope.payload)
+        _check(confirmed)
+        repository = ShipmentRepository(session)
+        if await repository.by_order(confirmed.order_id) is not None:
+            return
+        now = now_us()
+        created = Shipment(
+            shipment_id=new_id(),
+            order_id=confirmed.order_id,
+            user_id=confirmed.user_id,
+            status=ShipmentStatus.CREATED,
+            shipping_address=json_format.MessageToJson(
+                confirmed.shipping_address, preserving_proto_field_name=True, indent=None
+            ),
+            created_at_us=now,
+        )
+        handover = handover_to.dispatch(created)
+        shipment = created.dispatch(handover.carrier, handover.tracking_number, now)
+        if not await repository.add(shipment):
+            return  # a concurrent delivery of the same order created it
+        await outbox.record(
+            session,
+            STREAM,
+            events.ShipmentCreated(
+                shipment_id=shipment.shipment_id,
+                order_id=shipment.order_id,
+                occur_time=_timestamp(shipment.created_at_us),
+            ),
+            shipment.shipment_id,
+        )
+        await outbox.record(
+            session,
+            STREAM,
+            events.ShipmentDispatched(
+                shipment_id=shipment.shipment_id,
+                order_id=shipment.order_id,
+                carrier=shipment.carrier,
+                tracking_number=shipment.tracking_number,
+                occur_time=_timestamp(now),
+            ),
+            shipment.shipment_id,
+        )
+
+    return handle
+
+
+#: The effect of OrderConfirmed with the simulated carrier: ``(session, envelope) -> None``.
+handle_order_confirmed: EventHandler = order_confirmed_handler()
+
+
+def _may_read(caller: auth.Caller, shipment: Shipment) -> bool:
+    if caller.is_admin or (caller.is_service and caller.subject == ORDER_SERVICE):
+        return True
+    return caller.subject == shipment.user_id
+
+
+class Fulfillment:
+    """Serves shipments to the order's owner, admins and the order service."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get_shipment(self, query: GetShipment) -> Shipment:
+        caller = auth.current_caller()
+        query.validate()
+        async with self._db.transaction() as session:
+            shipment = await ShipmentRepository(session).by_order(query.order_id)
+        if shipment is None or not _may_read(caller, shipment):
+            raise NotFound("no shipment for this order")  # others' orders are not disclosed
+        return shipment

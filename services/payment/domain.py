@@ -1,0 +1,286 @@
+"""Payment's domain: money, cards, payments and their state machine. Standard library only.
+
+A payment is created by an authorization, which the processor approves (AUTHORIZED),
+declines (DECLINED) or fails (FAILED: error or timeout; nothing is held). From AUTHORIZED
+it is captured (CAPTURED) or voided (VOIDED); a captured payment is refunded in one or more
+parts until nothing is left (REFUNDED).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from dataclasses import dataclass, field
+
+from services.platform.errors import FailedPrecondition, FieldViolation, InvalidArgument, Validator
+
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+CARD_NUMBER = re.compile(r"^[0-9]{12,19}$")
+CVC = re.compile(r"^[0-9]{3,4}$")
+MAX_AMOUNT_MINOR = 10**12
+MAX_KEY, MAX_ID, MAX_HOLDER, MAX_REASON = 128, 64, 100, 200
+MIN_EXPIRY_YEAR, MAX_EXPIRY_YEAR = 2000, 2199
+
+
+class PaymentStatus(enum.StrEnum):
+    AUTHORIZED = "AUTHORIZED"
+    DECLINED = "DECLINED"
+    CAPTURED = "CAPTURED"
+    VOIDED = "VOIDED"
+    REFUNDED = "REFUNDED"
+    FAILED = "FAILED"
+
+
+class DeclineReason(enum.StrEnum):
+    UNSPECIFIED = "UNSPECIFIED"
+    CARD_DECLINED = "CARD_DECLINED"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    EXPIRED_CARD = "EXPIRED_CARD"
+    INVALID_CARD = "INVALID_CARD"
+    PROCESSOR_ERROR = "PROCESSOR_ERROR"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in integer minor units of one ISO 4217 currency."""
+
+    amount_minor: int
+    currency: str
+
+    def check(self, v: Validator, field: str) -> None:
+        v.positive(self.amount_minor, f"{field}.amount_minor", maximum=MAX_AMOUNT_MINOR)
+        v.check(
+            bool(CURRENCY.match(self.currency)),
+            f"{field}.currency_code",
+            "must be an ISO 4217 code of three upper-case letters",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """Card details as given for one authorization; never stored, never logged."""
+
+    number: str = field(repr=False)
+    expiry_month: int
+    expiry_year: int
+    cvc: str = field(repr=False)
+    holder_name: str = ""
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
+
+    def check(self, v: Validator) -> None:
+        if v.check(bool(CARD_NUMBER.match(self.number)), "card.number", "must be 12-19 digits"):
+            v.check(luhn_valid(self.number), "card.number", "is not a valid card number")
+        v.check(1 <= self.expiry_month <= 12, "card.expiry_month", "must be between 1 and 12")
+        v.check(
+            MIN_EXPIRY_YEAR <= self.expiry_year <= MAX_EXPIRY_YEAR,
+            "card.expiry_year",
+            f"must be a four-digit year between {MIN_EXPIRY_YEAR} and {MAX_EXPIRY_YEAR}",
+        )
+        v.check(bool(CVC.match(self.cvc)), "card.cvc", "must be 3 or 4 digits")
+        v.text(self.holder_name, "card.holder_name", max_len=MAX_HOLDER, required=False)
+
+
+def luhn_valid(number: str) -> bool:
+    """The Luhn (mod 10) checksum every card number carries."""
+    total = 0
+    for position, char in enumerate(reversed(number)):
+        digit = int(char)
+        if position % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorResult:
+    """The processor's answer to an authorization."""
+
+    approved: bool
+    decline_reason: DeclineReason = DeclineReason.UNSPECIFIED
+
+    @classmethod
+    def approve(cls) -> ProcessorResult:
+        return cls(True)
+
+    @classmethod
+    def decline(cls, reason: DeclineReason) -> ProcessorResult:
+        return cls(False, reason)
+
+    @property
+    def status(self) -> PaymentStatus:
+        if self.approved:
+            return PaymentStatus.AUTHORIZED
+        if self.decline_reason is DeclineReason.PROCESSOR_ERROR:
+            return PaymentStatus.FAILED
+        return PaymentStatus.DECLINED
+
+
+PROCESSOR_FAILED = ProcessorResult.decline(DeclineReason.PROCESSOR_ERROR)
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """One authorization attempt for an order and what happened to it since."""
+
+    payment_id: str
+    idempotency_key: str
+    order_id: str
+    amount: Money
+    status: PaymentStatus
+    decline_reason: DeclineReason
+    card_last4: str
+    captured_minor: int
+    refunded_minor: int
+    created_at_us: int
+    updated_at_us: int
+
+    @property
+    def refundable_minor(self) -> int:
+        return self.captured_minor - self.refunded_minor
+
+    def _state_error(self, action: str) -> FailedPrecondition:
+        return FailedPrecondition(f"cannot {action} a payment that is {self.status.lower()}")
+
+    def capture(self, now_us: int) -> Payment:
+        """Captures the authorized amount; ``self`` when it already is captured."""
+        if self.status is PaymentStatus.CAPTURED:
+            return self
+        if self.status is not PaymentStatus.AUTHORIZED:
+            raise self._state_error("capture")
+        return dataclasses.replace(
+            self,
+            status=PaymentStatus.CAPTURED,
+            captured_minor=self.amount.amount_minor,
+            updated_at_us=now_us,
+        )
+
+    def void(self, now_us: int) -> Payment:
+        """Releases the hold; ``self`` when nothing is held (voided, declined, failed)."""
+        if self.status in (PaymentStatus.VOIDED, PaymentStatus.DECLINED, PaymentStatus.FAILED):
+            return self
+        if self.status is not PaymentStatus.AUTHORIZED:
+            raise self._state_error("void")
+        return dataclasses.replace(self, status=PaymentStatus.VOIDED, updated_at_us=now_us)
+
+    def refund(self, amount: Money | None, now_us: int) -> tuple[Payment, Money]:
+        """Refunds ``amount`` (everything left when ``None``): the new payment and the refund."""
+        if self.status is not PaymentStatus.CAPTURED:
+            raise self._state_error("refund")
+        if amount is None:
+            amount = Money(self.refundable_minor, self.amount.currency)
+        if amount.currency != self.amount.currency:
+            wrong = f"must be the payment's currency {self.amount.currency}"
+            raise InvalidArgument([FieldViolation("amount.currency_code", wrong)])
+        if amount.amount_minor > self.refundable_minor:
+            raise FailedPrecondition(
+                f"cannot refund {amount.amount_minor}: only {self.refundable_minor} is refundable"
+            )
+        refunded = self.refunded_minor + amount.amount_minor
+        status = PaymentStatus.REFUNDED if refunded == self.captured_minor else self.status
+        changed = dataclasses.replace(
+            self, refunded_minor=refunded, status=status, updated_at_us=now_us
+        )
+        return changed, amount
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """One refund of a payment; ``requested`` is what was asked for (``None``: the rest)."""
+
+    refund_id: str
+    payment_id: str
+    idempotency_key: str | None
+    requested: Money | None
+    amount: Money
+    reason: str
+    created_at_us: int
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizePayment:
+    """Command: hold ``amount`` on ``card`` for ``order_id``, once per idempotency key."""
+
+    idempotency_key: str
+    order_id: str
+    amount: Money
+    card: Card
+
+    def validate(self) -> None:
+        v = Validator()
+        v.text(self.idempotency_key, "idempotency_key", max_len=MAX_KEY)
+        v.text(self.order_id, "order_id", max_len=MAX_ID)
+        self.amount.check(v, "amount")
+        self.card.check(v)
+        v.raise_if_any()
+
+    def matches(self, payment: Payment) -> bool:
+        """Whether ``payment`` is what this command (a replay of its key) asked for."""
+        return payment.order_id == self.order_id and payment.amount == self.amount
+
+
+@dataclass(frozen=True, slots=True)
+class CapturePayment:
+    """Command: take the authorized amount."""
+
+    payment_id: str
+
+    def validate(self) -> None:
+        v = Validator()
+        v.text(self.payment_id, "payment_id", max_len=MAX_ID)
+        v.raise_if_any()
+
+
+@dataclass(frozen=True, slots=True)
+class VoidAuthorization:
+    """Command: release an authorization that was not captured."""
+
+    payment_id: str
+    reason: str
+
+    def validate(self) -> None:
+        v = Validator()
+        v.text(self.payment_id, "payment_id", max_len=MAX_ID)
+        v.text(self.reason, "reason", max_len=MAX_REASON, required=False)
+        v.raise_if_any()
+
+
+@dataclass(frozen=True, slots=True)
+class RefundPayment:
+    """Command: give back ``amount`` (``None``: all that is left) of a captured payment."""
+
+    payment_id: str
+    amount: Money | None
+    reason: str
+    idempotency_key: str
+
+    def validate(self) -> None:
+        v = Validator()
+        v.text(self.payment_id, "payment_id", max_len=MAX_ID)
+        if self.amount is not None:
+            self.amount.check(v, "amount")
+        v.text(self.reason, "reason", max_len=MAX_REASON, required=False)
+        v.text(self.idempotency_key, "idempotency_key", max_len=MAX_KEY, required=False)
+        v.raise_if_any()
+
+    def matches(self, refund: Refund) -> bool:
+        """Whether ``refund`` (made with this command's key) is what this command asks for."""
+        return refund.requested == self.amount
+
+
+@dataclass(frozen=True, slots=True)
+class GetPayment:
+    """Query: one payment."""
+
+    payment_id: str
+
+    def validate(self) -> None:
+        v = Validator()
+        v.text(self.payment_id, "payment_id", max_len=MAX_ID)
+        v.raise_if_any()

@@ -1,0 +1,215 @@
+"""Payment's use cases: authorize, capture, void, refund, get.
+
+Every state change and its event (to the ``payment`` stream) commit in one transaction.
+The processor is called outside any transaction, bounded by ``processor_timeout``; when
+the caller gives up first (its deadline fires, or it cancels), the attempt is still recorded
+FAILED, so a replay with the same idempotency key answers at once and nothing is ever left
+half-authorized.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+from services.payment import messages
+from services.payment.domain import (
+    PROCESSOR_FAILED,
+    AuthorizePayment,
+    CapturePayment,
+    GetPayment,
+    Payment,
+    PaymentStatus,
+    ProcessorResult,
+    Refund,
+    RefundPayment,
+    VoidAuthorization,
+)
+from services.payment.processor import Processor
+from services.payment.repository import PaymentRepository
+from services.platform import auth, outbox
+from services.platform.db import Database
+from services.platform.errors import AlreadyExists, Conflict, NotFound
+
+log = logging.getLogger("emporium.payment")
+
+STREAM = "payment"
+#: The only service that may move money.
+ORDER_SERVICE = "order"
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _replay(command: AuthorizePayment, earlier: Payment) -> Payment:
+    if not command.matches(earlier):
+        raise AlreadyExists("this idempotency key was already used for a different order or amount")
+    return earlier
+
+
+async def _load(repository: PaymentRepository, payment_id: str) -> Payment:
+    payment = await repository.get(payment_id, for_update=True)
+    if payment is None:
+        raise NotFound("no such payment")
+    return payment
+
+
+class Payments:
+    """The payment use cases over one database and one processor."""
+
+    def __init__(
+        self,
+        db: Database,
+        processor: Processor,
+        *,
+        processor_timeout: float = 5.0,
+        notify: Callable[[], None] | None = None,
+        now_us: Callable[[], int] = _now_us,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self._db = db
+        self._processor = processor
+        self._processor_timeout = processor_timeout
+        self._notify = notify or (lambda: None)  # wakes the outbox relay after a commit
+        self._now_us = now_us
+        self._new_id = new_id
+        self._recording: set[asyncio.Future[Payment]] = set()
+
+    async def authorize(self, command: AuthorizePayment) -> Payment:
+        auth.require_service(ORDER_SERVICE)
+        command.validate()
+        async with self._db.transaction() as session:
+            earlier = await PaymentRepository(session).by_idempotency_key(command.idempotency_key)
+        if earlier is not None:
+            return _replay(command, earlier)
+        result = await self._ask_processor(command)
+        return await self._record(command, result)
+
+    async def _ask_processor(self, command: AuthorizePayment) -> ProcessorResult:
+        try:
+            async with asyncio.timeout(self._processor_timeout):
+                return await self._processor.authorize(command.card, command.amount)
+        except TimeoutError:
+            log.warning("processor timed out", extra={"order_id": command.order_id})
+            return PROCESSOR_FAILED
+        except asyncio.CancelledError:
+            # The caller gave up (deadline, cancellation, shutdown). Record the attempt as
+            # FAILED anyway, shielded from the cancellation, before letting it propagate.
+            recording = asyncio.ensure_future(self._record(command, PROCESSOR_FAILED))
+            self._recording.add(recording)
+            recording.add_done_callback(self._recording.discard)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(recording)
+            raise
+        except Exception:
+            log.exception("processor error", extra={"order_id": command.order_id})
+            return PROCESSOR_FAILED
+
+    async def _record(self, command: AuthorizePayment, result: ProcessorResult) -> Payment:
+        now = self._now_us()
+        payment = Payment(
+            payment_id=self._new_id(),
+            idempotency_key=command.idempotency_key,
+            order_id=command.order_id,
+            amount=command.amount,
+            status=result.status,
+            decline_reason=result.decline_reason,
+            card_last4=command.card.last4,
+            captured_minor=0,
+            refunded_minor=0,
+            created_at_us=now,
+            updated_at_us=now,
+        )
+        async with self._db.transaction() as session:
+            repository = PaymentRepository(session)
+            if not await repository.add(payment):  # a concurrent call with this key won
+                earlier = await repository.by_idempotency_key(command.idempotency_key)
+                if earlier is None:
+                    raise Conflict("could not record the payment; retry")
+                return _replay(command, earlier)
+            event = (
+                messages.authorized(payment)
+                if payment.status is PaymentStatus.AUTHORIZED
+                else messages.declined(payment)
+            )
+            await outbox.record(session, STREAM, event, payment.payment_id)
+        self._notify()
+        return payment
+
+    async def capture(self, command: CapturePayment) -> Payment:
+        auth.require_service(ORDER_SERVICE)
+        command.validate()
+        async with self._db.transaction() as session:
+            repository = PaymentRepository(session)
+            payment = await _load(repository, command.payment_id)
+            captured = payment.capture(self._now_us())
+            if captured is payment:
+                return payment
+            await repository.save(captured)
+            await outbox.record(session, STREAM, messages.captured(captured), captured.payment_id)
+        self._notify()
+        return captured
+
+    async def void(self, command: VoidAuthorization) -> Payment:
+        auth.require_service(ORDER_SERVICE)
+        command.validate()
+        async with self._db.transaction() as session:
+            repository = PaymentRepository(session)
+            payment = await _load(repository, command.payment_id)
+            voided = payment.void(self._now_us())
+            if voided is payment:
+                return payment
+            await repository.save(voided)
+            event = messages.voided(voided, command.reason)
+            await outbox.record(session, STREAM, event, voided.payment_id)
+        self._notify()
+        return voided
+
+    async def refund(self, command: RefundPayment) -> Payment:
+        auth.require_service(ORDER_SERVICE)
+        command.validate()
+        key = command.idempotency_key or None
+        async with self._db.transaction() as session:
+            repository = PaymentRepository(session)
+            payment = await _load(repository, command.payment_id)
+            if key is not None:
+                earlier = await repository.refund_by_key(payment.payment_id, key)
+                if earlier is not None:
+                    if not command.matches(earlier):
+                        raise AlreadyExists(
+                            "this idempotency key was already used for a different refund amount"
+                        )
+                    return payment
+            now = self._now_us()
+            refunded, amount = payment.refund(command.amount, now)
+            await repository.save(refunded)
+            await repository.add_refund(
+                Refund(
+                    refund_id=self._new_id(),
+                    payment_id=payment.payment_id,
+                    idempotency_key=key,
+                    requested=command.amount,
+                    amount=amount,
+                    reason=command.reason,
+                    created_at_us=now,
+                )
+            )
+            event = messages.refunded(refunded, amount, command.reason)
+            await outbox.record(session, STREAM, event, refunded.payment_id)
+        self._notify()
+        return refunded
+
+    async def get(self, query: GetPayment) -> Payment:
+        if not auth.current_caller().is_admin:
+            auth.require_service(ORDER_SERVICE)
+        query.validate()
+        async with self._db.transaction() as session:
+            payment = await PaymentRepository(session).get(query.payment_id)
+        if payment is None:
+            raise NotFound("no such payment")
+        return payment

@@ -1,0 +1,76 @@
+"""Payment's composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from emporium.payment.v1 import payment_service_pb2 as pb
+from emporium.payment.v1 import payment_service_pb2_grpc as pb_grpc
+from grpc import aio
+
+from services.payment.handlers import Payments
+from services.payment.processor import SimulatedProcessor
+from services.payment.service import PaymentServicer
+from services.platform import runner
+from services.platform.bus import Bus
+from services.platform.config import ConfigError, Settings
+from services.platform.db import Database
+from services.platform.keys import identity_verifier
+from services.platform.metrics import Metrics
+from services.platform.relay import OutboxRelay
+from services.platform.server import Hook, ServiceDefinition
+
+SERVICE = pb.DESCRIPTOR.services_by_name["PaymentService"].full_name
+MIGRATIONS = Path(__file__).parent / "migrations"
+#: How long the service waits for the processor before recording the payment FAILED.
+PROCESSOR_TIMEOUT_ENV = "EMPORIUM_PAYMENT_PROCESSOR_TIMEOUT_SECONDS"
+#: How long the simulated processor hangs on the timeout test card.
+SLOW_CARD_ENV = "EMPORIUM_PAYMENT_SLOW_CARD_SECONDS"
+
+
+def seconds(settings: Settings, name: str, default: float) -> float:
+    raw = settings.extra.get(name) or str(default)
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if not 0 < value <= 3600:
+        raise ConfigError(f"{name} must be in (0, 3600], got {raw!r}")
+    return value
+
+
+async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
+    processor_timeout = seconds(settings, PROCESSOR_TIMEOUT_ENV, 5.0)
+    processor = SimulatedProcessor(slow_card_seconds=seconds(settings, SLOW_CARD_ENV, 10.0))
+    db = Database(settings.database_url, MIGRATIONS)
+    await db.migrate()
+    on_start: list[Hook] = []
+    on_stop: list[Hook] = [db.dispose]
+    notify: Callable[[], None] | None = None
+    if settings.redis_url:  # without Redis the service still serves; the outbox keeps events
+        bus = Bus.from_url(settings.redis_url)
+        relay = OutboxRelay(db, bus, metrics=metrics)
+        on_start.append(relay.start)
+        on_stop[:0] = [relay.stop, bus.close]
+        notify = relay.notify
+    payments = Payments(db, processor, processor_timeout=processor_timeout, notify=notify)
+
+    def register(server: aio.Server) -> None:
+        pb_grpc.add_PaymentServiceServicer_to_server(PaymentServicer(payments), server)
+
+    return ServiceDefinition(
+        name=settings.service,
+        register=register,
+        service_names=[SERVICE],
+        middlewares=runner.standard_middlewares(
+            settings, metrics, identity_verifier(settings), public_methods=[]
+        ),
+        readiness=[db.ping],
+        on_start=on_start,
+        on_stop=on_stop,
+    )
+
+
+def main() -> None:
+    runner.run("payment", build)

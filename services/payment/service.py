@@ -1,0 +1,84 @@
+"""The PaymentService servicer: proto in, command to the use case, proto out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emporium.common.v1 import money_pb2
+from emporium.payment.v1 import payment_service_pb2 as pb
+from emporium.payment.v1 import payment_service_pb2_grpc as pb_grpc
+from grpc import aio
+
+from services.payment import messages
+from services.payment.domain import (
+    AuthorizePayment,
+    CapturePayment,
+    Card,
+    GetPayment,
+    Money,
+    RefundPayment,
+    VoidAuthorization,
+)
+from services.payment.handlers import Payments
+
+Context = aio.ServicerContext[Any, Any]
+
+
+def _money(value: money_pb2.Money) -> Money:
+    return Money(value.amount_minor, value.currency_code)
+
+
+class PaymentServicer(pb_grpc.PaymentServiceServicer):
+    def __init__(self, payments: Payments) -> None:
+        self._payments = payments
+
+    async def AuthorizePayment(
+        self, request: pb.AuthorizePaymentRequest, context: Context
+    ) -> pb.AuthorizePaymentResponse:
+        card = request.card
+        payment = await self._payments.authorize(
+            AuthorizePayment(
+                idempotency_key=request.idempotency_key,
+                order_id=request.order_id,
+                amount=_money(request.amount),
+                card=Card(
+                    number=card.number,
+                    expiry_month=card.expiry_month,
+                    expiry_year=card.expiry_year,
+                    cvc=card.cvc,
+                    holder_name=card.holder_name,
+                ),
+            )
+        )
+        return pb.AuthorizePaymentResponse(payment=messages.payment(payment))
+
+    async def CapturePayment(
+        self, request: pb.CapturePaymentRequest, context: Context
+    ) -> pb.CapturePaymentResponse:
+        payment = await self._payments.capture(CapturePayment(request.payment_id))
+        return pb.CapturePaymentResponse(payment=messages.payment(payment))
+
+    async def VoidAuthorization(
+        self, request: pb.VoidAuthorizationRequest, context: Context
+    ) -> pb.VoidAuthorizationResponse:
+        payment = await self._payments.void(VoidAuthorization(request.payment_id, request.reason))
+        return pb.VoidAuthorizationResponse(payment=messages.payment(payment))
+
+    async def RefundPayment(
+        self, request: pb.RefundPaymentRequest, context: Context
+    ) -> pb.RefundPaymentResponse:
+        payment = await self._payments.refund(
+            RefundPayment(
+                payment_id=request.payment_id,
+                amount=_money(request.amount) if request.HasField("amount") else None,
+                reason=request.reason,
+                idempotency_key=request.idempotency_key,
+            )
+        )
+        return pb.RefundPaymentResponse(payment=messages.payment(payment))
+
+    async def GetPayment(
+        self, request: pb.GetPaymentRequest, context: Context
+    ) -> pb.GetPaymentResponse:
+        payment = await self._payments.get(GetPayment(request.payment_id))
+        return pb.GetPaymentResponse(payment=messages.payment(payment))
