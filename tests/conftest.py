@@ -68,3 +68,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+async def redis_url() -> AsyncIterator[str]:
+    """A Redis for the session: ``$REDIS_URL`` (CI's Redis 7) or an embedded redis-server."""
+    from tests.support.redis import redis_for_tests
+
+    with redis_for_tests() as url:
+        yield url

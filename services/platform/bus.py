@@ -2,21 +2,27 @@
 
 An entry's fields are exactly the :class:`~services.platform.outbox.Envelope` fields
 (``event_id``, ``event_type``, ``aggregate_id``, ``occurred_at_us``, ``traceparent``,
-``payload``). Publishing goes through the outbox relay (:mod:`services.platform.relay`);
-consuming through :class:`services.platform.consumer.Consumer`. See docs/messaging.md.
+``payload``). This module knows Redis: the connection, publishing, and a consumer
+group member's stream commands. Publishing goes through the outbox relay
+(:mod:`services.platform.relay`); consuming through
+:class:`services.platform.consumer.Consumer`. See docs/messaging.md.
 """
 
 from __future__ import annotations
 
 import random
+import time
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
 
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
@@ -39,7 +45,7 @@ def dead_letter_stream(group: str) -> str:
     return f"emporium.dead.{group}"
 
 
-def encode(envelope: Envelope) -> dict[str, bytes]:
+def encode(envelope: Envelope) -> dict[FieldT, EncodableT]:
     """The stream entry fields of ``envelope``."""
     return {
         "event_id": envelope.event_id.encode(),
@@ -107,7 +113,7 @@ class Bus:
             for item in envelopes:
                 pipe.xadd(
                     stream,
-                    encode(item),  # type: ignore[arg-type]
+                    encode(item),
                     maxlen=self._max_length,
                     approximate=True,
                 )
@@ -120,6 +126,189 @@ class Bus:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A stream entry as delivered to a group member, with its delivery count."""
+
+    stream: str
+    entry_id: str
+    fields: dict[bytes, bytes]  # empty when the entry was deleted while pending
+    deliveries: int
+
+
+class GroupMember:
+    """The Redis side of one consumer (``name``) in consumer group ``group``.
+
+    Delivery counts come from XPENDING: Redis increments them on every XREADGROUP
+    delivery and every XCLAIM/XAUTOCLAIM, so they survive consumer crashes.
+    """
+
+    def __init__(self, bus: Bus, group: str, name: str, streams: Sequence[str]) -> None:
+        self.redis: Any = bus.client
+        self.group = group
+        self.name = name
+        self.streams = tuple(streams)
+
+    async def ensure_groups(self) -> None:
+        for stream in self.streams:
+            try:
+                # "0": whatever was published before the group existed is delivered too.
+                await self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read_new(self, count: int, block_ms: int) -> list[Delivery]:
+        """XREADGROUP ``>``: entries never delivered to the group, waiting up to ``block_ms``."""
+        response = await self.redis.xreadgroup(
+            self.group,
+            self.name,
+            dict.fromkeys(self.streams, ">"),
+            count=count,
+            block=max(1, block_ms),  # never 0: that would block forever
+        )
+        return [
+            Delivery(_text(stream), _text(entry_id), fields or {}, 1)
+            for stream, items in response or []
+            for entry_id, fields in items
+        ]
+
+    async def own_pending(self, stream: str, count: int, after: str | None = None) -> list[str]:
+        """Ids of entries this member read and has not acknowledged, after ``after``."""
+        pending = await self.redis.xpending_range(
+            stream,
+            self.group,
+            "-" if after is None else f"({after}",
+            "+",
+            count,
+            consumername=self.name,
+        )
+        return [_text(p["message_id"]) for p in pending]
+
+    async def claim(self, stream: str, ids: Sequence[str], min_idle_ms: int) -> list[Delivery]:
+        """XCLAIM ``ids`` that have been idle at least ``min_idle_ms``."""
+        claimed = await self.redis.xclaim(stream, self.group, self.name, min_idle_ms, list(ids))
+        return await self._with_counts(stream, claimed)
+
+    async def autoclaim(self, stream: str, min_idle_ms: int, count: int) -> list[Delivery]:
+        """XAUTOCLAIM every entry of ``stream`` idle for ``min_idle_ms`` (a dead member's)."""
+        claimed: list[Any] = []
+        start: Any = "0-0"
+        for _ in range(100):  # bounded scan: the rest waits for the next round
+            response = await self.redis.xautoclaim(
+                stream, self.group, self.name, min_idle_ms, start, count=count
+            )
+            start = response[0]
+            claimed.extend(response[1])
+            if _text(start) == "0-0":
+                break
+        return await self._with_counts(stream, claimed)
+
+    async def _with_counts(self, stream: str, claimed: list[Any]) -> list[Delivery]:
+        entries = [(_text(i), f or {}) for i, f in claimed if i is not None]
+        if len(entries) < len(claimed):
+            await self._ack_deleted(stream)
+        if not entries:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry_id, _ in entries:
+                pipe.xpending_range(stream, self.group, entry_id, entry_id, 1)
+            found = await pipe.execute()
+        counts = {_text(f[0]["message_id"]): int(f[0]["times_delivered"]) for f in found if f}
+        return [Delivery(stream, i, f, counts.get(i, 1)) for i, f in entries]
+
+    async def _ack_deleted(self, stream: str) -> None:
+        """Acks this member's pending entries that were deleted from the stream.
+
+        Redis 6.2 claims such entries but answers nil without their ids, and would hand
+        them over again on every claim; Redis 7 drops them from the pending list itself.
+        """
+        ids = await self.own_pending(stream, 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry_id in ids:
+                pipe.xrange(stream, entry_id, entry_id, count=1)
+            found = await pipe.execute()
+        gone = [entry_id for entry_id, entry in zip(ids, found, strict=True) if not entry]
+        if gone:
+            await self.redis.xack(stream, self.group, *gone)
+
+    async def ack(self, entries: Mapping[str, Sequence[str]]) -> None:
+        """XACK entry ids, by stream, in one round trip."""
+        if not entries:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in entries.items():
+                pipe.xack(stream, self.group, *ids)
+            await pipe.execute()
+
+    async def dead_letter(self, delivery: Delivery, event_type: str, reason: str) -> None:
+        """Copies the entry, with why, to the group's dead-letter stream and acks it, atomically."""
+        fields: dict[Any, Any] = dict(delivery.fields)
+        fields.update(
+            {
+                "dead_reason": reason,
+                "dead_event_type": event_type,
+                "dead_source_stream": delivery.stream,
+                "dead_source_id": delivery.entry_id,
+                "dead_group": self.group,
+                "dead_deliveries": str(delivery.deliveries),
+                "dead_at_us": str(time.time_ns() // 1000),
+            }
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(dead_letter_stream(self.group), fields)
+            pipe.xack(delivery.stream, self.group, delivery.entry_id)
+            await pipe.execute()
+
+    async def forget_stale_members(self, idle_ms: int) -> None:
+        """Deletes members idle longer than ``idle_ms`` that hold nothing.
+
+        Each process start joins under a new name; without this the group would list
+        every past process forever. A member with pending entries is never deleted.
+        """
+        for stream in self.streams:
+            for info in await self.redis.xinfo_consumers(stream, self.group):
+                name = _text(info["name"])
+                if name != self.name and int(info["pending"]) == 0 and int(info["idle"]) > idle_ms:
+                    await self.redis.xgroup_delconsumer(stream, self.group, name)
+
+    async def backlog(self, stream: str) -> tuple[int, int | None]:
+        """(pending entries, entries not yet delivered — ``None`` before Redis 7)."""
+        pending = int((await self.redis.xpending(stream, self.group))["pending"])
+        for info in await self.redis.xinfo_groups(stream):
+            if _text(info["name"]) == self.group:
+                lag = info.get("lag")
+                return pending, None if lag is None else int(lag)
+        return pending, None
+
+
+async def replay_dead_letters(bus: Bus, group: str, *, limit: int = 100) -> int:
+    """Moves up to ``limit`` dead letters of ``group`` back to their source streams.
+
+    For after the cause is fixed. A dead-lettered event never reached the group's inbox,
+    so it is applied once replayed; other groups on that stream see it again and skip
+    it through their own inboxes. Returns how many entries were moved.
+    """
+    redis: Any = bus.client
+    dead = dead_letter_stream(group)
+    moved = 0
+    for entry_id, fields in await redis.xrange(dead, count=limit):
+        source = fields.get(b"dead_source_stream")
+        if source is None:
+            continue
+        original = {k: v for k, v in fields.items() if not k.startswith(b"dead_")}
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(source, original)
+            pipe.xdel(dead, entry_id)
+            await pipe.execute()
+        moved += 1
+    return moved
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Backoff:

@@ -1,0 +1,199 @@
+"""The outbox relay: publishes committed outbox rows to the bus, then marks them.
+
+Handlers call :meth:`OutboxRelay.notify` after committing rows, so the relay wakes at
+once; ``idle_poll`` is only the safety net for rows committed by someone who did not
+notify (another process, a restarted service). Publish-then-mark makes delivery
+at-least-once: a crash between the two republishes the batch, which consumers absorb
+through their inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+
+from services.platform.bus import Backoff, Bus, bus_metrics, stream_name
+from services.platform.db import Database
+from services.platform.metrics import Metrics
+from services.platform.outbox import Envelope, outbox
+
+log = logging.getLogger("emporium.relay")
+
+_BACKLOG_REFRESH_SECONDS = 1.0
+_PURGE_INTERVAL_SECONDS = 60.0
+
+
+class OutboxRelay:
+    """Moves outbox rows to their streams in id order, in batches, across outages.
+
+    ``retention`` (seconds) is how long published rows stay in the outbox for
+    inspection before the relay deletes them; ``None`` keeps them forever.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        *,
+        batch_size: int = 500,
+        idle_poll: float = 1.0,
+        metrics: Metrics | None = None,
+        retention: float | None = 7 * 24 * 3600.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._db = db
+        self._bus = bus
+        self._batch_size = batch_size
+        self._idle_poll = idle_poll
+        self._metrics = bus_metrics(metrics)
+        self._retention = retention
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._backlog_at = 0.0
+        self._purged_at = time.monotonic()
+
+    def notify(self) -> None:
+        """Wake the relay now: rows were just committed."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Finish the batch in flight (briefly), then stop."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        self._wake.set()
+        await asyncio.wait({task}, timeout=5.0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def drain(self) -> int:
+        """Publish everything pending now; returns how many rows were published.
+
+        Raises when the bus or the database fails (the rows stay in the outbox).
+        """
+        async with self._lock:
+            total = 0
+            while True:
+                published = await self._relay_batch()
+                total += published
+                if published < self._batch_size:
+                    return total
+
+    async def _run(self) -> None:
+        backoff = Backoff(initial=0.05, cap=1.0)
+        failing = False
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                await self.drain()
+            except Exception as exc:
+                if not failing:
+                    log.warning(
+                        "outbox relay cannot publish; retrying", extra={"reason": repr(exc)}
+                    )
+                failing = True
+                await self._refresh_backlog()
+                # Notifications do not shorten this pause: during an outage every commit
+                # would otherwise turn into another failed attempt.
+                await self._pause(backoff.next())
+                continue
+            if failing:
+                log.info("outbox relay publishing again")
+                failing = False
+                backoff.reset()
+            await self._refresh_backlog()
+            await self._purge()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._idle_poll)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _relay_batch(self) -> int:
+        async with self._db.transaction() as session:
+            rows = (
+                await session.execute(
+                    sa.select(outbox)
+                    .where(outbox.c.published_at_us.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+        if not rows:
+            return 0
+        by_stream: dict[str, list[Any]] = defaultdict(list)
+        for row in rows:
+            by_stream[row.stream].append(row)
+        for context, batch in by_stream.items():
+            stream = stream_name(context)
+            await self._publish(stream, [_envelope(row) for row in batch])
+            await self._mark([row.id for row in batch])
+            if self._metrics is not None:
+                self._metrics.published.labels(stream).inc(len(batch))
+        return len(rows)
+
+    async def _publish(self, stream: str, envelopes: list[Envelope]) -> None:
+        await self._bus.publish(stream, envelopes)
+
+    async def _mark(self, ids: list[int]) -> None:
+        now = time.time_ns() // 1000
+        async with self._db.transaction() as session:
+            await session.execute(
+                sa.update(outbox).where(outbox.c.id.in_(ids)).values(published_at_us=now)
+            )
+
+    async def _refresh_backlog(self) -> None:
+        if self._metrics is None or time.monotonic() - self._backlog_at < _BACKLOG_REFRESH_SECONDS:
+            return
+        self._backlog_at = time.monotonic()
+        try:
+            async with self._db.transaction() as session:
+                count = await session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(outbox)
+                    .where(outbox.c.published_at_us.is_(None))
+                )
+        except Exception:
+            log.debug("cannot count the outbox backlog", exc_info=True)
+            return
+        self._metrics.outbox_backlog.set(count or 0)
+
+    async def _purge(self) -> None:
+        if self._retention is None or time.monotonic() - self._purged_at < _PURGE_INTERVAL_SECONDS:
+            return
+        self._purged_at = time.monotonic()
+        cutoff = time.time_ns() // 1000 - int(self._retention * 1_000_000)
+        try:
+            async with self._db.transaction() as session:
+                await session.execute(sa.delete(outbox).where(outbox.c.published_at_us < cutoff))
+        except Exception:
+            log.warning("cannot purge published outbox rows", exc_info=True)
+
+
+def _envelope(row: Any) -> Envelope:
+    return Envelope(
+        event_id=row.event_id,
+        event_type=row.event_type,
+        aggregate_id=row.aggregate_id,
+        occurred_at_us=row.occurred_at_us,
+        traceparent=row.traceparent,
+        payload=bytes(row.payload),
+    )
