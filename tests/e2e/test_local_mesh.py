@@ -52,7 +52,7 @@ def test_grpcurl_calls_list_products_and_gets_the_seeded_products(mesh: Mesh) ->
     )
     products = json.loads(out)["products"]
     assert len(products) >= 20
-    assert {"productId", "sku", "name", "price"} <= set(products[0])
+    assert {"product_id", "sku", "name", "price"} <= set(products[0])
 
 
 def test_metrics_count_rpcs_by_method_and_code(mesh: Mesh) -> None:
