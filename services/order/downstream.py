@@ -1,0 +1,191 @@
+"""The ports of :mod:`services.order.ports` over gRPC: catalog, inventory and payment."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import grpc
+from emporium.catalog.v1 import catalog_service_pb2 as catalog_pb
+from emporium.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
+from emporium.inventory.v1 import inventory_service_pb2 as inventory_pb
+from emporium.inventory.v1 import inventory_service_pb2_grpc as inventory_grpc
+from emporium.payment.v1 import payment_service_pb2 as payment_pb
+from emporium.payment.v1 import payment_service_pb2_grpc as payment_grpc
+
+from services.order import events as codec
+from services.order.domain import Card, Money, Product
+from services.order.ports import Authorization, Reservation, SkuLine, StepFailed
+from services.platform.errors import Unavailable
+
+#: Failures worth retrying: the call may succeed later (or did succeed unseen; every saga
+#: call is idempotent, so repeating it is safe).
+TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.UNAUTHENTICATED,  # our service token expired or is being refreshed
+    }
+)
+
+DECLINE_REASONS = {
+    payment_pb.DECLINE_REASON_CARD_DECLINED: "card declined",
+    payment_pb.DECLINE_REASON_INSUFFICIENT_FUNDS: "insufficient funds",
+    payment_pb.DECLINE_REASON_EXPIRED_CARD: "expired card",
+    payment_pb.DECLINE_REASON_INVALID_CARD: "invalid card",
+    payment_pb.DECLINE_REASON_PROCESSOR_ERROR: "processor error",
+}
+
+_APPROVED = (payment_pb.PAYMENT_STATUS_AUTHORIZED, payment_pb.PAYMENT_STATUS_CAPTURED)
+
+
+def _code(error: grpc.RpcError) -> grpc.StatusCode:
+    code = error.code() if hasattr(error, "code") else None
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
+def step_failed(service: str, error: grpc.RpcError) -> StepFailed:
+    code = _code(error)
+    return StepFailed(f"{service} {code.name}", transient=code in TRANSIENT, code=code.name)
+
+
+class GrpcInventory:
+    def __init__(self, stub: inventory_grpc.InventoryServiceAsyncStub) -> None:
+        self._stub = stub
+
+    async def reserve(self, order_id: str, lines: Sequence[SkuLine]) -> Reservation:
+        request = inventory_pb.ReserveStockRequest(
+            order_id=order_id,
+            lines=[inventory_pb.ReservationLine(sku=sku, quantity=qty) for sku, qty in lines],
+        )
+        try:
+            response = await self._stub.ReserveStock(request)
+        except grpc.RpcError as error:
+            raise step_failed("inventory", error) from error
+        reservation = response.reservation
+        if reservation.status == inventory_pb.RESERVATION_STATUS_FAILED:
+            return Reservation(False, tuple(reservation.unavailable_skus))
+        if reservation.status in (
+            inventory_pb.RESERVATION_STATUS_RESERVED,
+            inventory_pb.RESERVATION_STATUS_COMMITTED,
+        ):
+            return Reservation(True)
+        # Released or expired: an earlier attempt of this saga got it and it is gone now.
+        raise StepFailed(
+            f"inventory reservation is {inventory_pb.ReservationStatus.Name(reservation.status)}",
+            transient=False,
+            code="FAILED_PRECONDITION",
+        )
+
+    async def release(self, order_id: str, reason: str) -> None:
+        try:
+            await self._stub.ReleaseReservation(
+                inventory_pb.ReleaseReservationRequest(order_id=order_id, reason=reason)
+            )
+        except grpc.RpcError as error:
+            raise step_failed("inventory", error) from error
+
+    async def commit(self, order_id: str) -> None:
+        try:
+            await self._stub.CommitReservation(
+                inventory_pb.CommitReservationRequest(order_id=order_id)
+            )
+        except grpc.RpcError as error:
+            raise step_failed("inventory", error) from error
+
+
+def _card_proto(card: Card) -> payment_pb.PaymentCard:
+    return payment_pb.PaymentCard(
+        number=card.number,
+        expiry_month=card.expiry_month,
+        expiry_year=card.expiry_year,
+        cvc=card.cvc,
+        holder_name=card.holder_name,
+    )
+
+
+class GrpcPayments:
+    def __init__(self, stub: payment_grpc.PaymentServiceAsyncStub) -> None:
+        self._stub = stub
+
+    async def authorize(
+        self, idempotency_key: str, order_id: str, amount: Money, card: Card
+    ) -> Authorization:
+        request = payment_pb.AuthorizePaymentRequest(
+            idempotency_key=idempotency_key,
+            order_id=order_id,
+            amount=codec.money_proto(amount),
+            card=_card_proto(card),
+        )
+        try:
+            payment = (await self._stub.AuthorizePayment(request)).payment
+        except grpc.RpcError as error:
+            raise step_failed("payment", error) from error
+        if payment.status in _APPROVED:
+            return Authorization(payment.payment_id, approved=True)
+        reason = DECLINE_REASONS.get(payment.decline_reason, "declined")
+        return Authorization(payment.payment_id, approved=False, decline_reason=reason)
+
+    async def capture(self, payment_id: str) -> None:
+        try:
+            await self._stub.CapturePayment(payment_pb.CapturePaymentRequest(payment_id=payment_id))
+        except grpc.RpcError as error:
+            raise step_failed("payment", error) from error
+
+    async def void(self, payment_id: str, reason: str) -> None:
+        try:
+            await self._stub.VoidAuthorization(
+                payment_pb.VoidAuthorizationRequest(payment_id=payment_id, reason=reason)
+            )
+        except grpc.RpcError as error:
+            raise step_failed("payment", error) from error
+
+    async def refund(self, payment_id: str, reason: str, idempotency_key: str) -> None:
+        request = payment_pb.RefundPaymentRequest(
+            payment_id=payment_id, reason=reason, idempotency_key=idempotency_key
+        )
+        try:
+            await self._stub.RefundPayment(request)
+        except grpc.RpcError as error:
+            raise step_failed("payment", error) from error
+
+
+def _product(proto: catalog_pb.Product) -> Product:
+    return Product(proto.product_id, proto.sku, proto.name, codec.money(proto.price), proto.active)
+
+
+_UNKNOWN = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+class GrpcCatalog:
+    """Prices from the catalog. The catalog being unreachable is UNAVAILABLE for the caller."""
+
+    def __init__(self, stub: catalog_grpc.CatalogServiceAsyncStub) -> None:
+        self._stub = stub
+
+    async def products(self, product_ids: Sequence[str]) -> Mapping[str, Product]:
+        ids = list(dict.fromkeys(product_ids))
+        try:
+            response = await self._stub.BatchGetProducts(
+                catalog_pb.BatchGetProductsRequest(product_ids=ids)
+            )
+            return {p.product_id: _product(p) for p in response.products}
+        except grpc.RpcError as error:
+            if _code(error) not in _UNKNOWN:
+                raise Unavailable("the catalog is unavailable; try again later") from error
+        # Some id is unknown and the batch does not say which: ask for each one.
+        found = await asyncio.gather(*(self._one(product_id) for product_id in ids))
+        return {p.product_id: p for p in found if p is not None}
+
+    async def _one(self, product_id: str) -> Product | None:
+        try:
+            response = await self._stub.GetProduct(
+                catalog_pb.GetProductRequest(product_id=product_id)
+            )
+        except grpc.RpcError as error:
+            if _code(error) in _UNKNOWN:
+                return None
+            raise Unavailable("the catalog is unavailable; try again later") from error
+        return _product(response.product)

@@ -1,0 +1,188 @@
+"""The order service's composition root."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from emporium.catalog.v1 import catalog_service_pb2 as catalog_pb
+from emporium.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
+from emporium.fulfillment.v1 import events_pb2 as fulfillment_events
+from emporium.inventory.v1 import inventory_service_pb2 as inventory_pb
+from emporium.inventory.v1 import inventory_service_pb2_grpc as inventory_grpc
+from emporium.order.v1 import order_service_pb2 as pb
+from emporium.order.v1 import order_service_pb2_grpc as pb_grpc
+from emporium.payment.v1 import payment_service_pb2 as payment_pb
+from emporium.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from grpc import aio
+from prometheus_client import Counter, Histogram
+
+from services.order.downstream import GrpcCatalog, GrpcInventory, GrpcPayments
+from services.order.handlers import Orders
+from services.order.notifier import Notifier
+from services.order.saga import Outcome, RetryPolicy, Saga
+from services.order.saga_runner import SagaRunner
+from services.order.saga_store import SqlSagaStore
+from services.order.service import OrderServicer
+from services.platform import runner
+from services.platform.bus import Bus, stream_name
+from services.platform.clients import open_channel
+from services.platform.config import ConfigError, Settings
+from services.platform.consumer import Consumer
+from services.platform.db import Database
+from services.platform.keys import identity_verifier
+from services.platform.metrics import Metrics
+from services.platform.relay import OutboxRelay
+from services.platform.resilience import guard
+from services.platform.server import ServiceDefinition
+from services.platform.service_token import ServiceToken
+
+SERVICE = pb.DESCRIPTOR.services_by_name["OrderService"].full_name
+CATALOG = catalog_pb.DESCRIPTOR.services_by_name["CatalogService"].full_name
+INVENTORY = inventory_pb.DESCRIPTOR.services_by_name["InventoryService"].full_name
+PAYMENT = payment_pb.DESCRIPTOR.services_by_name["PaymentService"].full_name
+MIGRATIONS = Path(__file__).parent / "migrations"
+SAGA_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+def _seconds(settings: Settings, name: str, default: float) -> float:
+    raw = settings.extra.get(name, "")
+    try:
+        return float(raw) if raw else default
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from exc
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _saga_metrics(metrics: Metrics) -> Callable[[Outcome, float], None]:
+    duration = Histogram(
+        "emporium_saga_duration_seconds",
+        "Time from an order's saga start to its end, by outcome.",
+        ["outcome"],
+        buckets=SAGA_BUCKETS,
+        registry=metrics.registry,
+    )
+    outcomes = Counter(
+        "emporium_saga_outcomes_total",
+        "Sagas ended, by outcome.",
+        ["outcome"],
+        registry=metrics.registry,
+    )
+
+    def ended(outcome: Outcome, seconds: float) -> None:
+        duration.labels(outcome.value).observe(seconds)
+        outcomes.labels(outcome.value).inc()
+
+    return ended
+
+
+async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
+    """Environment (all optional): ``EMPORIUM_SAGA_RETRY_BUDGET_SECONDS`` [30],
+    ``EMPORIUM_SAGA_RETRY_BASE_SECONDS`` [0.05], ``EMPORIUM_ORDER_CALL_TIMEOUT_SECONDS`` [5],
+    plus the platform's variables; ``SERVICE_CREDENTIALS`` must hold ``order:<secret>``."""
+    db = Database(settings.database_url, MIGRATIONS)
+    await db.migrate()
+    call_timeout = _seconds(settings, "EMPORIUM_ORDER_CALL_TIMEOUT_SECONDS", 5.0)
+    token = ServiceToken(settings, "order")
+    catalog_channel = open_channel(
+        settings.target("catalog"),
+        retryable=[(CATALOG, "BatchGetProducts"), (CATALOG, "GetProduct")],
+        default_timeout=call_timeout,
+        interceptors=guard("catalog", settings, metrics),
+    )
+    inventory_channel = open_channel(
+        settings.target("inventory"),
+        retryable=[(INVENTORY, "GetStock")],
+        default_timeout=call_timeout,
+        interceptors=[token.interceptor(), *guard("inventory", settings, metrics)],
+    )
+    payment_channel = open_channel(
+        settings.target("payment"),
+        retryable=[(PAYMENT, "GetPayment")],
+        default_timeout=call_timeout,
+        interceptors=[token.interceptor(), *guard("payment", settings, metrics)],
+    )
+
+    notifier = Notifier()
+    wake_relay: list[Callable[[], None]] = []
+
+    def committed(order_id: str) -> None:
+        notifier.notify(order_id)
+        for wake in wake_relay:
+            wake()
+
+    policy = RetryPolicy(
+        budget_seconds=_seconds(settings, "EMPORIUM_SAGA_RETRY_BUDGET_SECONDS", 30.0),
+        base_delay=_seconds(settings, "EMPORIUM_SAGA_RETRY_BASE_SECONDS", 0.05),
+    )
+    store = SqlSagaStore(db, _now_us, committed)
+    saga = Saga(
+        store,
+        GrpcInventory(inventory_grpc.InventoryServiceStub(inventory_channel)),
+        GrpcPayments(payment_grpc.PaymentServiceStub(payment_channel)),
+        policy=policy,
+        on_end=_saga_metrics(metrics),
+    )
+    sagas = SagaRunner(saga, store.unfinished, max_concurrent=settings.bulkhead_max_concurrent)
+    orders = Orders(
+        db,
+        GrpcCatalog(catalog_grpc.CatalogServiceStub(catalog_channel)),
+        sagas,
+        notifier,
+        on_commit=committed,
+    )
+
+    on_start: list[Hook] = []
+    on_stop: list[Hook] = []
+    # Not the bus: with the outbox, orders are taken while Redis is away.
+    readiness: list[Hook] = [db.ping]
+    if settings.redis_url:
+        bus = Bus.from_url(settings.redis_url)
+        relay = OutboxRelay(db, bus, metrics=metrics)
+        consumer = Consumer(
+            db,
+            bus,
+            group="order",
+            streams=[stream_name("fulfillment")],
+            handlers={
+                fulfillment_events.ShipmentDispatched.DESCRIPTOR.full_name: orders.record_shipment
+            },
+            metrics=metrics,
+        )
+        wake_relay.append(relay.notify)
+        on_start += [relay.start, consumer.start]
+        on_stop += [consumer.stop, relay.stop, bus.close]
+
+    async def resume_sagas() -> None:
+        await sagas.resume_all()
+
+    on_start.append(resume_sagas)
+
+    async def close_channels() -> None:
+        for channel in (catalog_channel, inventory_channel, payment_channel):
+            await channel.close()
+        await token.close()
+
+    def register(server: aio.Server) -> None:
+        pb_grpc.add_OrderServiceServicer_to_server(OrderServicer(orders), server)
+
+    return ServiceDefinition(
+        name=settings.service,
+        register=register,
+        service_names=[SERVICE],
+        middlewares=runner.standard_middlewares(settings, metrics, identity_verifier(settings), []),
+        readiness=readiness,
+        on_start=on_start,
+        on_stop=[*on_stop, sagas.stop, close_channels, db.dispose],
+        extra={"orders": orders, "sagas": sagas, "saga": saga},
+    )
+
+
+def main() -> None:
+    runner.run("order", build)

@@ -1,0 +1,72 @@
+"""What the order needs from other services, in its own words.
+
+The saga and the handlers depend on these protocols only; :mod:`services.order.downstream`
+implements them over gRPC and the unit tests with fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from services.order.domain import Card, Money, Product
+
+#: A SKU and a quantity to reserve.
+SkuLine = tuple[str, int]
+
+
+class StepFailed(Exception):
+    """A call to another service failed.
+
+    ``transient`` failures (unavailable, deadline exceeded, overloaded) may succeed when
+    retried; the others will not. ``code`` is the gRPC status name.
+    """
+
+    def __init__(self, message: str, *, transient: bool, code: str = "") -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.code = code
+
+    @property
+    def precondition_failed(self) -> bool:
+        return self.code == "FAILED_PRECONDITION"
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    reserved: bool
+    unavailable_skus: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    payment_id: str
+    approved: bool
+    decline_reason: str = ""
+
+
+class Inventory(Protocol):
+    async def reserve(self, order_id: str, lines: Sequence[SkuLine]) -> Reservation: ...
+
+    async def release(self, order_id: str, reason: str) -> None: ...
+
+    async def commit(self, order_id: str) -> None: ...
+
+
+class Payments(Protocol):
+    async def authorize(
+        self, idempotency_key: str, order_id: str, amount: Money, card: Card
+    ) -> Authorization: ...
+
+    async def capture(self, payment_id: str) -> None: ...
+
+    async def void(self, payment_id: str, reason: str) -> None: ...
+
+    async def refund(self, payment_id: str, reason: str, idempotency_key: str) -> None: ...
+
+
+class Catalog(Protocol):
+    async def products(self, product_ids: Sequence[str]) -> Mapping[str, Product]:
+        """The known products among ``product_ids`` (unknown ids are simply absent)."""
+        ...

@@ -1,0 +1,236 @@
+"""The read model: ``order_views`` rows folded from the order events.
+
+One function, :func:`changes`, says what each event does to an order's view row. The live
+path (:func:`project`, in the append's transaction) writes those changes as one INSERT or
+UPDATE; the rebuild (:func:`rebuild_views`) folds the same changes in memory from the
+stored events. Both paths share the fold, so a rebuild reproduces the live read model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.order import events as codec
+from services.order.domain import (
+    STATUS_AFTER,
+    Address,
+    Event,
+    Money,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderLine,
+    OrderPlaced,
+    OrderRejected,
+    OrderShipped,
+    OrderStatus,
+)
+from services.order.tables import order_events, order_views
+
+_REBUILD_BATCH = 500
+
+
+def _dump(value: Any) -> str:
+    # Deterministic text, so a rebuilt row is byte-identical to the live one.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _lines_json(lines: Iterable[OrderLine]) -> str:
+    return _dump(
+        [
+            {
+                "product_id": line.product_id,
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": line.quantity,
+                "unit_price_minor": line.unit_price.amount_minor,
+                "currency_code": line.unit_price.currency_code,
+            }
+            for line in lines
+        ]
+    )
+
+
+def _address_json(address: Address) -> str:
+    return _dump(
+        {
+            "name": address.name,
+            "line1": address.line1,
+            "line2": address.line2,
+            "city": address.city,
+            "postal_code": address.postal_code,
+            "country_code": address.country_code,
+        }
+    )
+
+
+def changes(event: Event, version: int) -> dict[str, Any]:
+    """The columns of the view row that ``event`` (the stream's ``version``) sets."""
+    row: dict[str, Any] = {
+        "status": STATUS_AFTER[type(event)].value,
+        "version": version,
+        "updated_at_us": event.occurred_at_us,
+    }
+    match event:
+        case OrderPlaced():
+            row.update(
+                order_id=event.order_id,
+                user_id=event.user_id,
+                currency_code=event.total.currency_code,
+                total_minor=event.total.amount_minor,
+                lines_json=_lines_json(event.lines),
+                shipping_json=_address_json(event.address),
+                reason="",
+                payment_id="",
+                shipment_id="",
+                created_at_us=event.occurred_at_us,
+            )
+        case OrderConfirmed():
+            row["payment_id"] = event.payment_id
+        case OrderRejected():
+            row["reason"] = event.reason
+            if event.payment_id:
+                row["payment_id"] = event.payment_id
+        case OrderCancelled():
+            row["reason"] = event.reason
+        case OrderShipped():
+            row["shipment_id"] = event.shipment_id
+    return row
+
+
+async def project(session: AsyncSession, event: Event, version: int) -> None:
+    """Applies ``event`` to the read model inside the caller's transaction."""
+    row = changes(event, version)
+    if isinstance(event, OrderPlaced):
+        await session.execute(insert(order_views).values(**row))
+    else:
+        await session.execute(
+            update(order_views).where(order_views.c.order_id == event.order_id).values(**row)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """One order as the read side sees it."""
+
+    order_id: str
+    user_id: str
+    status: OrderStatus
+    lines: tuple[OrderLine, ...]
+    total: Money
+    address: Address
+    reason: str
+    payment_id: str
+    shipment_id: str
+    version: int
+    created_at_us: int
+    updated_at_us: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> OrderView:
+        m = row._mapping if hasattr(row, "_mapping") else row
+        lines = tuple(
+            OrderLine(
+                item["product_id"],
+                item["sku"],
+                item["name"],
+                item["quantity"],
+                Money(item["unit_price_minor"], item["currency_code"]),
+            )
+            for item in json.loads(m["lines_json"])
+        )
+        return cls(
+            order_id=m["order_id"],
+            user_id=m["user_id"],
+            status=OrderStatus(m["status"]),
+            lines=lines,
+            total=Money(m["total_minor"], m["currency_code"]),
+            address=Address(**json.loads(m["shipping_json"])),
+            reason=m["reason"],
+            payment_id=m["payment_id"],
+            shipment_id=m["shipment_id"],
+            version=m["version"],
+            created_at_us=m["created_at_us"],
+            updated_at_us=m["updated_at_us"],
+        )
+
+    def row(self) -> dict[str, Any]:
+        """The view as a row (for folding events onto a view already read)."""
+        return {
+            "order_id": self.order_id,
+            "user_id": self.user_id,
+            "status": self.status.value,
+            "currency_code": self.total.currency_code,
+            "total_minor": self.total.amount_minor,
+            "lines_json": _lines_json(self.lines),
+            "shipping_json": _address_json(self.address),
+            "reason": self.reason,
+            "payment_id": self.payment_id,
+            "shipment_id": self.shipment_id,
+            "version": self.version,
+            "created_at_us": self.created_at_us,
+            "updated_at_us": self.updated_at_us,
+        }
+
+    def then(self, event: Event, version: int) -> OrderView:
+        """This view after ``event``: the projector's fold, in memory."""
+        return OrderView.from_row({**self.row(), **changes(event, version)})
+
+
+async def _stored_events(session: AsyncSession) -> AsyncIterator[tuple[str, int, Event]]:
+    """Every stored event in (order, version) order, read a batch of orders at a time."""
+    after = ""
+    while True:
+        ids = list(
+            (
+                await session.execute(
+                    select(order_events.c.order_id)
+                    .where(order_events.c.order_id > after, order_events.c.version == 1)
+                    .order_by(order_events.c.order_id)
+                    .limit(_REBUILD_BATCH)
+                )
+            ).scalars()
+        )
+        if not ids:
+            return
+        rows = await session.execute(
+            select(
+                order_events.c.order_id,
+                order_events.c.version,
+                order_events.c.event_type,
+                order_events.c.payload,
+            )
+            .where(order_events.c.order_id.in_(ids))
+            .order_by(order_events.c.order_id, order_events.c.version)
+        )
+        for order_id, version, event_type, payload in rows.all():
+            yield order_id, version, codec.from_proto(event_type, payload)
+        after = ids[-1]
+
+
+async def rebuild_views(session: AsyncSession) -> int:
+    """Empties ``order_views`` and folds every stream again; returns the number of orders."""
+    await session.execute(delete(order_views))
+    batch: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    count = 0
+    async for order_id, version, event in _stored_events(session):
+        if current is None or current["order_id"] != order_id:
+            if current is not None:
+                batch.append(current)
+            current = {"order_id": order_id}
+            count += 1
+        current.update(changes(event, version))
+        if len(batch) >= _REBUILD_BATCH:
+            await session.execute(insert(order_views), batch)
+            batch = []
+    if current is not None:
+        batch.append(current)
+    if batch:
+        await session.execute(insert(order_views), batch)
+    return count

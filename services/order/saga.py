@@ -1,0 +1,338 @@
+"""The order saga: an orchestrated, persisted process manager.
+
+Forward steps: RESERVE (inventory) → AUTHORIZE (payment) → COMPLETE (commit the
+reservation and capture the payment) → the order is CONFIRMED. A refusal (out of stock,
+declined card), a non-retryable failure, an exhausted retry budget or a cancellation turns
+the saga to COMPENSATE: release the stock, void (or refund) the payment, then end the order
+REJECTED or CANCELLED. The state is saved after every step, every step is idempotent by
+order id, so a saga interrupted anywhere resumes safely (see docs/saga.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from services.order.domain import Card, Money
+from services.order.ports import Inventory, Payments, SkuLine, StepFailed
+
+log = logging.getLogger("emporium.order.saga")
+
+
+class Step(enum.Enum):
+    RESERVE = "reserve"
+    AUTHORIZE = "authorize"
+    COMPLETE = "complete"
+    COMPENSATE = "compensate"
+    DONE = "done"
+
+
+class Outcome(enum.Enum):
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+_ACTIONS = {
+    Step.RESERVE: "reserve stock",
+    Step.AUTHORIZE: "authorize the payment",
+    Step.COMPLETE: "commit the stock and capture the payment",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SagaState:
+    """One saga as persisted (``resumed`` and ``doubtful`` live in memory only)."""
+
+    order_id: str
+    lines: tuple[SkuLine, ...]
+    total: Money
+    card: Card | None
+    step: Step
+    started_at_us: int
+    attempts: int = 0
+    retry_deadline_us: int | None = None
+    payment_id: str = ""
+    authorized: bool = False
+    captured: bool = False
+    outcome: Outcome | None = None
+    reason: str = ""
+    compensate_from: Step | None = None
+    cancel_reason: str | None = None
+    resumed: bool = False
+    doubtful: bool = False
+
+
+class CancelRequested(Exception):
+    """The order cannot be confirmed: its cancellation was requested meanwhile."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SagaStore(Protocol):
+    async def load(self, order_id: str) -> SagaState | None:
+        """The saga of ``order_id`` unless it is unknown or has ended."""
+        ...
+
+    async def save(self, state: SagaState) -> SagaState:
+        """Persists the saga's own fields; returns the state with the current cancel request."""
+        ...
+
+    async def finish(self, state: SagaState) -> None:
+        """Ends the order with ``state.outcome`` and ``state.reason`` and ends the saga (card
+        wiped), in one transaction. Raises :class:`CancelRequested` instead of confirming an
+        order whose cancellation was requested."""
+        ...
+
+    async def unfinished(self) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter; forward steps give up after ``budget_seconds``."""
+
+    budget_seconds: float = 30.0
+    base_delay: float = 0.05
+    max_delay: float = 2.0
+    compensation_max_delay: float = 5.0
+
+    def delay(self, attempt: int, cap: float, rng: random.Random) -> float:
+        ceiling = min(cap, self.base_delay * 2.0 ** min(attempt, 30))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+OnEnd = Callable[[Outcome, float], None]
+
+
+class Saga:
+    """Runs one order's saga from its saved step to its end."""
+
+    def __init__(
+        self,
+        store: SagaStore,
+        inventory: Inventory,
+        payments: Payments,
+        *,
+        policy: RetryPolicy | None = None,
+        now_us: Callable[[], int] = _now_us,
+        on_end: OnEnd | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._inventory = inventory
+        self._payments = payments
+        self._policy = policy or RetryPolicy()
+        self._now_us = now_us
+        self._on_end = on_end
+        self._rng = rng or random.Random()
+        self._wakeups: dict[str, asyncio.Event] = {}
+        #: Test hook: awaited before each forward step (to stop a saga at a chosen step).
+        self.before_step: Callable[[str, Step], Awaitable[None]] | None = None
+
+    def poke(self, order_id: str) -> None:
+        """Ends a backoff pause early (a cancellation was requested)."""
+        wakeup = self._wakeups.get(order_id)
+        if wakeup is not None:
+            wakeup.set()
+
+    async def run(self, order_id: str, *, resumed: bool = False) -> Outcome | None:
+        """Drives the saga to its end; ``None`` when there is no unfinished saga."""
+        state = await self._store.load(order_id)
+        if state is None:
+            return None
+        current: SagaState | Outcome = replace(state, resumed=resumed)
+        while isinstance(current, SagaState):
+            current = await self._advance(current)
+        return current
+
+    async def _advance(self, state: SagaState) -> SagaState | Outcome:
+        if state.step is Step.COMPENSATE:
+            return await self._compensate(state)
+        if self.before_step is not None:
+            await self.before_step(state.order_id, state.step)
+        if state.cancel_reason is not None:
+            return await self._begin_compensation(state, Outcome.CANCELLED, state.cancel_reason)
+        try:
+            if state.step is Step.RESERVE:
+                return await self._reserve(state)
+            if state.step is Step.AUTHORIZE:
+                return await self._authorize(state)
+            return await self._complete(state)
+        except StepFailed as failure:
+            return await self._retry_or_compensate(state, failure)
+
+    async def _reserve(self, state: SagaState) -> SagaState | Outcome:
+        reservation = await self._inventory.reserve(state.order_id, state.lines)
+        if not reservation.reserved:
+            reason = "out of stock: " + ", ".join(reservation.unavailable_skus)
+            return await self._end(state, Outcome.REJECTED, reason)  # nothing is held
+        return await self._store.save(self._next(state, Step.AUTHORIZE))
+
+    async def _authorize(self, state: SagaState) -> SagaState | Outcome:
+        if state.card is None:  # wiped: only an ended saga lacks it
+            return await self._begin_compensation(state, Outcome.REJECTED, "card details missing")
+        authorization = await self._payments.authorize(
+            f"{state.order_id}:authorize", state.order_id, state.total, state.card
+        )
+        if not authorization.approved:
+            reason = f"payment declined: {authorization.decline_reason}"
+            return await self._begin_compensation(
+                replace(state, payment_id=authorization.payment_id), Outcome.REJECTED, reason
+            )
+        return await self._store.save(
+            replace(
+                self._next(state, Step.COMPLETE),
+                payment_id=authorization.payment_id,
+                authorized=True,
+            )
+        )
+
+    async def _complete(self, state: SagaState) -> SagaState | Outcome:
+        committed, captured = await asyncio.gather(
+            self._inventory.commit(state.order_id),
+            self._payments.capture(state.payment_id),
+            return_exceptions=True,
+        )
+        state = replace(state, captured=state.captured or captured is None)
+        failures = [r for r in (committed, captured) if r is not None]
+        for failure in failures:
+            if not isinstance(failure, StepFailed):
+                raise failure
+        if failures:
+            permanent = [f for f in failures if isinstance(f, StepFailed) and not f.transient]
+            first = permanent[0] if permanent else failures[0]
+            assert isinstance(first, StepFailed)
+            return await self._retry_or_compensate(state, first)
+        try:
+            return await self._end(state, Outcome.CONFIRMED, "")
+        except CancelRequested as cancel:
+            # Completed just as a cancellation came in: honour it (refund and restock).
+            return await self._begin_compensation(state, Outcome.CANCELLED, cancel.reason)
+
+    async def _retry_or_compensate(
+        self, state: SagaState, failure: StepFailed
+    ) -> SagaState | Outcome:
+        now = self._now_us()
+        deadline = state.retry_deadline_us or now + int(self._policy.budget_seconds * 1e6)
+        if failure.transient and now < deadline:
+            delay = self._policy.delay(state.attempts, self._policy.max_delay, self._rng)
+            log.info(
+                "saga step failed, retrying",
+                extra={"order_id": state.order_id, "step": state.step.value, "error": str(failure)},
+            )
+            await self._pause(state.order_id, min(delay, (deadline - now) / 1e6))
+            return await self._store.save(
+                replace(state, attempts=state.attempts + 1, retry_deadline_us=deadline)
+            )
+        reason = f"could not {_ACTIONS[state.step]}: {failure}"
+        return await self._begin_compensation(
+            replace(state, doubtful=state.doubtful or failure.transient), Outcome.REJECTED, reason
+        )
+
+    async def _begin_compensation(
+        self, state: SagaState, outcome: Outcome, reason: str
+    ) -> SagaState:
+        return await self._store.save(
+            replace(
+                state,
+                step=Step.COMPENSATE,
+                outcome=outcome,
+                reason=reason,
+                compensate_from=state.step,
+                doubtful=state.doubtful or state.resumed or state.attempts > 0,
+                attempts=0,
+                retry_deadline_us=None,
+            )
+        )
+
+    async def _compensate(self, state: SagaState) -> SagaState | Outcome:
+        """Releases the stock and undoes the payment. Transient failures are retried until
+        the compensations are done (they are idempotent); refusals are logged."""
+        outcome = state.outcome
+        assert outcome is not None
+        now = self._now_us()
+        deadline = state.retry_deadline_us or now + int(self._policy.budget_seconds * 1e6)
+        state = replace(state, retry_deadline_us=deadline)
+        pending: StepFailed | None = None
+        for undo in (self._release, self._undo_payment):
+            try:
+                await undo(state, now >= deadline)
+            except StepFailed as failure:
+                if failure.transient:
+                    pending = failure
+                else:
+                    log.error(
+                        "compensation refused",
+                        extra={"order_id": state.order_id, "error": str(failure)},
+                    )
+        if pending is not None:
+            cap = self._policy.compensation_max_delay
+            await self._pause(state.order_id, self._policy.delay(state.attempts, cap, self._rng))
+            return await self._store.save(replace(state, attempts=state.attempts + 1))
+        return await self._end(state, outcome, state.reason)
+
+    async def _release(self, state: SagaState, _past_budget: bool) -> None:
+        await self._inventory.release(state.order_id, state.reason)
+
+    async def _undo_payment(self, state: SagaState, past_budget: bool) -> None:
+        payment_id = state.payment_id if state.authorized else ""
+        in_doubt = state.compensate_from is Step.AUTHORIZE and (state.doubtful or state.resumed)
+        if not payment_id and in_doubt and state.card is not None:
+            # The authorization may have happened without us hearing the answer: replaying
+            # it with the same key returns it (or makes one, which is voided just below).
+            try:
+                authorization = await self._payments.authorize(
+                    f"{state.order_id}:authorize", state.order_id, state.total, state.card
+                )
+            except StepFailed as failure:
+                if not (failure.transient and past_budget):
+                    raise
+                # Payment stays unreachable: an authorization we never heard of is never
+                # captured and lapses at the processor.
+                log.warning(
+                    "gave up checking for an authorization", extra={"order_id": state.order_id}
+                )
+                return
+            if authorization.approved:
+                payment_id = authorization.payment_id
+        if not payment_id:
+            return
+        if not state.captured:
+            try:
+                await self._payments.void(payment_id, state.reason)
+                return
+            except StepFailed as failure:
+                if not failure.precondition_failed:  # already captured: refund it instead
+                    raise
+        await self._payments.refund(payment_id, state.reason, f"{state.order_id}:refund")
+
+    async def _end(self, state: SagaState, outcome: Outcome, reason: str) -> Outcome:
+        await self._store.finish(replace(state, outcome=outcome, reason=reason, step=Step.DONE))
+        if self._on_end is not None:
+            self._on_end(outcome, max(0.0, (self._now_us() - state.started_at_us) / 1e6))
+        return outcome
+
+    @staticmethod
+    def _next(state: SagaState, step: Step) -> SagaState:
+        return replace(state, step=step, attempts=0, retry_deadline_us=None)
+
+    async def _pause(self, order_id: str, seconds: float) -> None:
+        wakeup = self._wakeups.setdefault(order_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(wakeup.wait(), timeout=max(0.0, seconds))
+        except TimeoutError:
+            pass
+        finally:
+            self._wakeups.pop(order_id, None)

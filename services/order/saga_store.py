@@ -1,0 +1,230 @@
+"""The saga's persistence: the ``sagas`` table, and ending the order in the same transaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.order.domain import Card, Event, Order, OrderStatus
+from services.order.repository import OnCommit, OrderStore
+from services.order.saga import CancelRequested, Outcome, SagaState, Step
+from services.order.tables import sagas
+from services.platform.db import Database
+from services.platform.errors import Conflict
+
+log = logging.getLogger("emporium.order.saga")
+
+RUNNING, ENDED = "running", "ended"
+_MAX_CONFLICTS = 5
+
+
+def _card_json(card: Card) -> str:
+    return json.dumps(asdict(card))
+
+
+def _card(text: str | None) -> Card | None:
+    return None if text is None else Card(**json.loads(text))
+
+
+async def create_saga(session: AsyncSession, order_id: str, card: Card, now_us: int) -> None:
+    """Inserts a new saga at its first step (PlaceOrder's transaction)."""
+    await session.execute(
+        insert(sagas).values(
+            order_id=order_id,
+            step=Step.RESERVE.value,
+            status=RUNNING,
+            attempts=0,
+            retry_deadline_us=None,
+            payment_id="",
+            authorized=False,
+            captured=False,
+            outcome=None,
+            reason="",
+            compensate_from=None,
+            cancel_reason=None,
+            card_json=_card_json(card),
+            started_at_us=now_us,
+            updated_at_us=now_us,
+        )
+    )
+
+
+async def lock_saga(session: AsyncSession, order_id: str) -> Any | None:
+    """The saga row, locked for the rest of the transaction (serializes the saga's end with
+    cancellations; SQLite's writer lock already does)."""
+    result = await session.execute(
+        select(sagas).where(sagas.c.order_id == order_id).with_for_update()
+    )
+    return result.first()
+
+
+async def request_cancel(session: AsyncSession, order_id: str, reason: str, now_us: int) -> None:
+    """Asks a running saga to stop at its next step and compensate."""
+    await session.execute(
+        update(sagas)
+        .where(sagas.c.order_id == order_id)
+        .values(cancel_reason=reason, updated_at_us=now_us)
+    )
+
+
+async def reopen_for_cancel(session: AsyncSession, order_id: str, reason: str, now_us: int) -> None:
+    """Restarts an ended saga of a confirmed order to refund and restock it."""
+    await session.execute(
+        update(sagas)
+        .where(sagas.c.order_id == order_id)
+        .values(
+            step=Step.COMPENSATE.value,
+            status=RUNNING,
+            outcome=Outcome.CANCELLED.value,
+            reason=reason,
+            compensate_from=Step.COMPLETE.value,
+            cancel_reason=reason,
+            attempts=0,
+            retry_deadline_us=None,
+            authorized=True,
+            captured=True,
+            started_at_us=now_us,
+            updated_at_us=now_us,
+        )
+    )
+
+
+def _state(row: Any, order: Order) -> SagaState:
+    m = row._mapping
+    return SagaState(
+        order_id=m["order_id"],
+        lines=tuple((line.sku, line.quantity) for line in order.lines),
+        total=order.total,
+        card=_card(m["card_json"]),
+        step=Step(m["step"]),
+        started_at_us=m["started_at_us"],
+        attempts=m["attempts"],
+        retry_deadline_us=m["retry_deadline_us"],
+        payment_id=m["payment_id"],
+        authorized=bool(m["authorized"]),
+        captured=bool(m["captured"]),
+        outcome=None if m["outcome"] is None else Outcome(m["outcome"]),
+        reason=m["reason"],
+        compensate_from=None if m["compensate_from"] is None else Step(m["compensate_from"]),
+        cancel_reason=m["cancel_reason"],
+    )
+
+
+def _ending(order: Order, state: SagaState, now_us: int) -> Event | None:
+    """The event that ends ``order`` as the saga decided; ``None`` if it has ended already
+    (another instance finished the same saga)."""
+    status = order.status
+    if state.outcome is Outcome.CONFIRMED and status is OrderStatus.PENDING:
+        return order.confirm(state.payment_id, now_us)
+    if state.outcome is Outcome.REJECTED and status is OrderStatus.PENDING:
+        return order.reject(state.reason, state.payment_id, now_us)
+    if state.outcome is Outcome.CANCELLED and status in (
+        OrderStatus.PENDING,
+        OrderStatus.CONFIRMED,
+    ):
+        return order.cancel(state.reason, now_us)
+    return None
+
+
+class SqlSagaStore:
+    """:class:`~services.order.saga.SagaStore` over the order service's database."""
+
+    def __init__(
+        self, db: Database, now_us: Callable[[], int], on_commit: OnCommit | None = None
+    ) -> None:
+        self._db = db
+        self._now_us = now_us
+        self._on_commit = on_commit
+
+    async def load(self, order_id: str) -> SagaState | None:
+        async with self._db.transaction() as session:
+            row = (
+                await session.execute(
+                    select(sagas).where(sagas.c.order_id == order_id, sagas.c.status == RUNNING)
+                )
+            ).first()
+            if row is None:
+                return None
+            order = await OrderStore(session).load(order_id)
+        return _state(row, order)
+
+    async def save(self, state: SagaState) -> SagaState:
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(sagas)
+                .where(sagas.c.order_id == state.order_id)
+                .values(
+                    step=state.step.value,
+                    attempts=state.attempts,
+                    retry_deadline_us=state.retry_deadline_us,
+                    payment_id=state.payment_id,
+                    authorized=state.authorized,
+                    captured=state.captured,
+                    outcome=None if state.outcome is None else state.outcome.value,
+                    reason=state.reason,
+                    compensate_from=None
+                    if state.compensate_from is None
+                    else state.compensate_from.value,
+                    updated_at_us=self._now_us(),
+                )
+            )
+            cancel_reason = await session.scalar(
+                select(sagas.c.cancel_reason).where(sagas.c.order_id == state.order_id)
+            )
+        return replace(state, cancel_reason=cancel_reason)
+
+    async def finish(self, state: SagaState) -> None:
+        assert state.outcome is not None
+        for _ in range(_MAX_CONFLICTS):
+            try:
+                async with self._db.transaction() as session:
+                    row = await lock_saga(session, state.order_id)
+                    cancel_reason = None if row is None else row._mapping["cancel_reason"]
+                    if state.outcome is Outcome.CONFIRMED and cancel_reason is not None:
+                        raise CancelRequested(cancel_reason)
+                    store = OrderStore(session, self._on_commit)
+                    order = await store.load(state.order_id)
+                    now = self._now_us()
+                    event = _ending(order, state, now)
+                    if event is None:
+                        log.warning(
+                            "saga ended an order that had ended already",
+                            extra={"order_id": state.order_id, "status": str(order.status)},
+                        )
+                    else:
+                        await store.append(order, event)
+                    await session.execute(
+                        update(sagas)
+                        .where(sagas.c.order_id == state.order_id)
+                        .values(
+                            step=Step.DONE.value,
+                            status=ENDED,
+                            outcome=state.outcome.value,
+                            reason=state.reason,
+                            payment_id=state.payment_id,
+                            authorized=state.authorized,
+                            captured=state.captured,
+                            card_json=None,  # the card is needed no more: wipe it
+                            retry_deadline_us=None,
+                            updated_at_us=now,
+                        )
+                    )
+                return
+            except Conflict:
+                continue
+        raise Conflict(f"order {state.order_id} kept changing concurrently")
+
+    async def unfinished(self) -> list[str]:
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                select(sagas.c.order_id)
+                .where(sagas.c.status == RUNNING)
+                .order_by(sagas.c.started_at_us)
+            )
+            return list(result.scalars())
