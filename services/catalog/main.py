@@ -15,6 +15,7 @@ from services.platform.config import Settings
 from services.platform.db import Database
 from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics
+from services.platform.publishing import outbox_publishing
 from services.platform.server import ServiceDefinition
 
 SERVICE = pb.DESCRIPTOR.services_by_name["CatalogService"].full_name
@@ -29,6 +30,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
     catalog = Catalog(db)
+    start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)
 
     def register(server: aio.Server) -> None:
         pb_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), server)
@@ -41,7 +43,8 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
             settings, metrics, identity_verifier(settings), PUBLIC
         ),
         readiness=[db.ping],
-        on_stop=[db.dispose],
+        on_start=start_publishing,
+        on_stop=[*stop_publishing, db.dispose],
     )
 
 

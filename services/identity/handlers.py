@@ -6,13 +6,31 @@ import time
 import uuid
 from collections.abc import Callable
 
+from emporium.identity.v1 import events_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from services.identity.domain import CUSTOMER_ROLE, Login, Register, User
 from services.identity.passwords import Passwords
 from services.identity.repository import UserRepository
 from services.identity.tokens import SigningKey, TokenIssuer
-from services.platform import auth
+from services.platform import auth, outbox
 from services.platform.db import Database
 from services.platform.errors import AlreadyExists, NotFound, Unauthenticated
+
+STREAM = "identity"
+
+
+def user_registered(user: User) -> events_pb2.UserRegistered:
+    occurred = Timestamp()
+    occurred.FromMicroseconds(user.created_at_us)
+    return events_pb2.UserRegistered(
+        user_id=user.user_id,
+        username=user.username,
+        email=user.email,
+        display_name=user.display_name,
+        roles=list(user.roles),
+        occur_time=occurred,
+    )
 
 
 def _now_us() -> int:
@@ -49,6 +67,7 @@ class Identity:
         )
         async with self._db.transaction() as session:
             await UserRepository(session).add(user)
+            await outbox.record(session, STREAM, user_registered(user), user.user_id)
         return user
 
     async def login(self, command: Login) -> tuple[str, User]:

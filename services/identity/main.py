@@ -17,6 +17,7 @@ from services.platform.auth import ADMIN_ROLE, SERVICE_ROLE, JwksCache, TokenVer
 from services.platform.config import Settings
 from services.platform.db import Database
 from services.platform.metrics import Metrics
+from services.platform.publishing import outbox_publishing
 from services.platform.server import ServiceDefinition
 
 SERVICE = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
@@ -52,6 +53,8 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         for name, secret in settings.service_credentials.items():
             await identity.ensure_account(f"service:{name}", f"svc-{name}", secret, (SERVICE_ROLE,))
 
+    start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)
+
     def register(server: aio.Server) -> None:
         pb_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(identity), server)
 
@@ -61,8 +64,8 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         service_names=[SERVICE],
         middlewares=runner.standard_middlewares(settings, metrics, verifier, PUBLIC),
         readiness=[db.ping],
-        on_start=[bootstrap_accounts],
-        on_stop=[db.dispose],
+        on_start=[bootstrap_accounts, *start_publishing],
+        on_stop=[*stop_publishing, db.dispose],
     )
 
 

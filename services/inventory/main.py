@@ -16,6 +16,7 @@ from services.platform.config import ConfigError, Settings
 from services.platform.db import Database
 from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics
+from services.platform.publishing import outbox_publishing
 from services.platform.server import ServiceDefinition
 
 SERVICE = pb.DESCRIPTOR.services_by_name["InventoryService"].full_name
@@ -44,6 +45,8 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     inventory = Inventory(db)
     sweeper = Sweeper(inventory.expire_due, interval)
 
+    start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)
+
     def register(server: aio.Server) -> None:
         pb_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(inventory), server)
 
@@ -55,8 +58,8 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
             settings, metrics, identity_verifier(settings), PUBLIC
         ),
         readiness=[db.ping],
-        on_start=[sweeper.start],
-        on_stop=[sweeper.stop, db.dispose],
+        on_start=[sweeper.start, *start_publishing],
+        on_stop=[*stop_publishing, sweeper.stop, db.dispose],
     )
 
 

@@ -5,7 +5,7 @@ The schema is created and upgraded by each service's versioned Alembic migration
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -67,12 +67,16 @@ class Database:
         self.engine = create_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._migrations = migrations
+        #: Called after every committed :meth:`transaction` (e.g. to wake the outbox relay).
+        self.on_commit: list[Callable[[], None]] = []
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits on success and rolls back on error."""
         async with self.sessions() as session, session.begin():
             yield session
+        for callback in self.on_commit:
+            callback()
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest migration."""

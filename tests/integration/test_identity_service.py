@@ -194,3 +194,36 @@ async def test_jwks_publishes_the_signing_key_without_private_parts(
     key = jwks.keys[0]
     assert (key.kty, key.alg, key.crv, key.use) == ("EC", "ES256", "P-256", "sig")
     assert "d" not in {f.name for f, _ in key.ListFields()}
+
+
+async def test_user_registered_reaches_the_identity_stream(
+    tmp: Path, signing_key: SigningKey, redis_url: str
+) -> None:
+    import asyncio
+
+    from emporium.identity.v1 import events_pb2
+    from redis.asyncio import Redis
+
+    from services.platform.bus import decode, stream_name
+
+    client = Redis.from_url(redis_url)
+    stream = stream_name("identity")
+    before = await client.xlen(stream)
+    async with fresh_database("sqlite", tmp, "identity") as url:
+        settings = servers.settings_for(
+            "identity", url, JWT_SIGNING_KEY_PEM=signing_key.pem(), REDIS_URL=redis_url
+        )
+        async with servers.serve(identity_main.build, settings) as running:
+            stub = pb_grpc.IdentityServiceStub(running.channel)
+            user = (await stub.Register(_register())).user
+            for _ in range(100):
+                if await client.xlen(stream) > before:
+                    break
+                await asyncio.sleep(0.05)
+    entries = await client.xrevrange(stream, count=20)
+    await client.aclose()
+    events = [decode(fields) for _id, fields in entries]
+    mine = [e for e in events if e.aggregate_id == user.user_id]
+    assert len(mine) == 1
+    assert mine[0].event_type == "emporium.identity.v1.UserRegistered"
+    assert events_pb2.UserRegistered.FromString(mine[0].payload).username == user.username
