@@ -22,6 +22,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+#: Set in ``session.info`` by :func:`services.platform.outbox.record`.
+OUTBOX_WRITTEN = "emporium.outbox_written"
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
@@ -67,7 +70,8 @@ class Database:
         self.engine = create_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._migrations = migrations
-        #: Called after every committed :meth:`transaction` (e.g. to wake the outbox relay).
+        #: Called after a committed :meth:`transaction` that wrote outbox rows (to wake the
+        #: relay; the relay's own transactions write none, so it never wakes itself).
         self.on_commit: list[Callable[[], None]] = []
 
     @asynccontextmanager
@@ -75,8 +79,9 @@ class Database:
         """A session whose work commits on success and rolls back on error."""
         async with self.sessions() as session, session.begin():
             yield session
-        for callback in self.on_commit:
-            callback()
+        if session.info.get(OUTBOX_WRITTEN):
+            for callback in self.on_commit:
+                callback()
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest migration."""

@@ -17,6 +17,8 @@ from google.protobuf.message import Message
 from opentelemetry import propagate
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.platform.db import OUTBOX_WRITTEN
+
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 metadata = sa.MetaData()
@@ -91,6 +93,7 @@ def envelope(event: Message, aggregate_id: str) -> Envelope:
 async def record(session: AsyncSession, stream: str, event: Message, aggregate_id: str) -> Envelope:
     """Adds ``event`` to the outbox inside the caller's transaction."""
     item = envelope(event, aggregate_id)
+    session.info[OUTBOX_WRITTEN] = True
     await session.execute(
         sa.insert(outbox).values(
             event_id=item.event_id,
