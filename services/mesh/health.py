@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import grpc
 from grpc import aio
@@ -20,11 +21,16 @@ async def check(target: str, timeout: float = 1.0) -> bool:
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-async def wait_serving(targets: dict[str, str], timeout: float = 60.0) -> list[str]:
-    """Waits until every target is SERVING; returns the names still not serving."""
+async def wait_serving(
+    targets: dict[str, str],
+    timeout: float = 60.0,
+    give_up: Callable[[], bool] | None = None,
+) -> list[str]:
+    """Waits until every target is SERVING (or ``give_up()`` says a process died);
+    returns the names still not serving."""
     pending = dict(targets)
     deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
+    while pending and time.monotonic() < deadline and not (give_up and give_up()):
         results = await asyncio.gather(*(check(t) for t in pending.values()))
         for name, ok in zip(list(pending), results, strict=True):
             if ok:

@@ -118,11 +118,20 @@ async def _run(args: argparse.Namespace) -> int:
             if name in ("identity", "order"):
                 env["SERVICE_CREDENTIALS"] = f"order:{creds['order']}"
             group.python(name, ["services", name], env)
-        missing = await wait_serving(targets, timeout=args.timeout)
+        missing = await wait_serving(
+            targets, timeout=args.timeout, give_up=lambda: bool(group.failed())
+        )
         if missing:
-            print(f"not healthy after {args.timeout:.0f}s: {', '.join(missing)}", file=sys.stderr)
+            dead = [c.name for c in group.failed()]
+            print(
+                f"not healthy after {time.monotonic() - started:.0f}s: {', '.join(missing)}"
+                + (f" (exited: {', '.join(dead)})" if dead else ""),
+                file=sys.stderr,
+            )
             for child in group.children:
-                print(f"  log: {child.log_path}", file=sys.stderr)
+                if child.name in missing or child.name in dead:
+                    tail = child.log_path.read_text(errors="replace").splitlines()[-15:]
+                    print(f"--- {child.log_path}", *tail, sep="\n", file=sys.stderr)
             return 1
         healthy_after = time.monotonic() - started
         created = await seed(targets, (ADMIN_USER, creds["admin"]))
@@ -156,8 +165,8 @@ async def _run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         while not stop.is_set():
             if group.failed():
-                dead = ", ".join(c.name for c in group.failed())
-                print(f"a service exited: {dead}; stopping", file=sys.stderr)
+                exited = ", ".join(c.name for c in group.failed())
+                print(f"a service exited: {exited}; stopping", file=sys.stderr)
                 return 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
