@@ -52,6 +52,13 @@ _REASON_LIMIT = 2000
 _Ready = tuple[Delivery, Envelope]
 
 
+def _trace_id(traceparent: str) -> str:
+    """The trace id (32 hex digits) of a W3C ``traceparent``, or ``""``."""
+    carrier = {"traceparent": traceparent} if traceparent else {}
+    context = trace.get_current_span(propagate.extract(carrier)).get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""
+
+
 class _Duplicate(Exception):
     """The event id is already in the inbox: its effect has been applied."""
 
@@ -280,6 +287,19 @@ class Consumer:
                 committed = committed or outcome != "duplicate"
                 done[entry.stream].append(entry.entry_id)
                 self._count(envelope, outcome)
+                if outcome == "handled":
+                    # The access log covers RPCs; this line puts the event's effect in its
+                    # trace too (one order, one trace id, across the bus).
+                    log.info(
+                        "event handled",
+                        extra={
+                            "group": self.group,
+                            "event_type": envelope.event_type,
+                            "event_id": envelope.event_id,
+                            "aggregate_id": envelope.aggregate_id,
+                            "trace_id": _trace_id(envelope.traceparent),
+                        },
+                    )
         if committed and self._after_commit is not None:
             self._after_commit()
         await self._member.ack(done)
