@@ -49,8 +49,8 @@ def _redis(data_dir: Path, offset: int) -> EmbeddedRedis | None:
     return EmbeddedRedis(data_dir / "redis", port=REDIS_PORT + offset)
 
 
-def _ports(offset: int) -> dict[str, tuple[int, int]]:
-    return {name: (g + offset, m + offset) for name, (g, m) in DEFAULT_PORTS.items()}
+def _ports(offset: int, grpc_offset: int) -> dict[str, tuple[int, int]]:
+    return {name: (g + grpc_offset, m + offset) for name, (g, m) in DEFAULT_PORTS.items()}
 
 
 def _banner(
@@ -89,7 +89,7 @@ def _banner(
 async def _run(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir
     creds = _secrets(data_dir)
-    ports = _ports(args.port_offset)
+    ports = _ports(args.port_offset, args.grpc_port_offset)
     names = [n for n in implemented() if not args.only or n in args.only]
     targets = {n: f"127.0.0.1:{ports[n][0]}" for n in names}
     group = ProcessGroup(data_dir / "logs")
@@ -140,7 +140,9 @@ async def _run(args: argparse.Namespace) -> int:
         if args.edge and edge.envoy_binary() is not None:
             canary = None
             if args.canary and "order" in targets:
-                canary = await _start_canary(group, common, creds, args.port_offset)
+                canary = await _start_canary(
+                    group, common, creds, args.port_offset, args.grpc_port_offset
+                )
                 if canary is None:
                     print("the order canary (order-v2) did not become healthy", file=sys.stderr)
                     return 1
@@ -180,11 +182,15 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _start_canary(
-    group: ProcessGroup, common: dict[str, str], creds: dict[str, str], offset: int
+    group: ProcessGroup,
+    common: dict[str, str],
+    creds: dict[str, str],
+    offset: int,
+    grpc_offset: int,
 ) -> str | None:
     """Starts ``order-v2``: the same code as order with SERVICE_VERSION=v2, its own ports,
     order's database (it starts after v1 has migrated it). Returns its target."""
-    grpc_port, metrics_port = (port + offset for port in edge.CANARY_PORTS)
+    grpc_port, metrics_port = edge.CANARY_PORTS[0] + grpc_offset, edge.CANARY_PORTS[1] + offset
     target = f"127.0.0.1:{grpc_port}"
     env = {
         **common,
@@ -202,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/up", description=__doc__)
     parser.add_argument("--data-dir", default="var", help="where databases and logs go")
     parser.add_argument("--port-offset", type=int, default=0, help="added to every port")
+    parser.add_argument(
+        "--grpc-port-offset",
+        type=int,
+        default=None,
+        help="added to the services' gRPC ports instead of --port-offset",
+    )
     parser.add_argument("--only", nargs="*", help="start only these services")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to become healthy")
     parser.add_argument(
@@ -214,5 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "'x-canary: true' and canary.weight percent (values.yaml) of the rest",
     )
     args = parser.parse_args(argv)
+    if args.grpc_port_offset is None:
+        args.grpc_port_offset = args.port_offset
     args.data_dir = Path(args.data_dir).resolve()
     return asyncio.run(_run(args))

@@ -15,28 +15,42 @@ import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT_OFFSET = 3000  # keeps clear of a developer's own mesh on the default ports
+# Clear of a developer's own mesh on the default ports, and of the kernel's ephemeral
+# range (32768-60999), where an outgoing connection could already hold a port.
+PORT_OFFSET = 3000
+GRPC_PORT_SHIFT = -28000  # gRPC ports 50051+ move to 22051+offset
 
 
 @dataclass
 class Mesh:
     offset: int
+    grpc_offset: int
     process: subprocess.Popen[str]
     output: list[str]
     data_dir: Path
     children: list[psutil.Process]
 
     def target(self, grpc_port: int) -> str:
-        return f"127.0.0.1:{grpc_port + self.offset}"
+        return f"127.0.0.1:{grpc_port + self.grpc_offset}"
 
     def metrics_url(self, metrics_port: int) -> str:
         return f"http://127.0.0.1:{metrics_port + self.offset}/metrics"
 
 
-def start(data_dir: Path, offset: int = PORT_OFFSET) -> Mesh:
+def start(data_dir: Path, offset: int = PORT_OFFSET, grpc_offset: int | None = None) -> Mesh:
+    if grpc_offset is None:
+        grpc_offset = offset + GRPC_PORT_SHIFT
     env = {**os.environ, "VENV": sys.prefix, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [str(ROOT / "scripts" / "up"), "--data-dir", str(data_dir), "--port-offset", str(offset)],
+        [
+            str(ROOT / "scripts" / "up"),
+            "--data-dir",
+            str(data_dir),
+            "--port-offset",
+            str(offset),
+            "--grpc-port-offset",
+            str(grpc_offset),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -53,7 +67,7 @@ def start(data_dir: Path, offset: int = PORT_OFFSET) -> Mesh:
         output.append(line)
         if line.startswith("All ") and "healthy" in line:
             children = psutil.Process(process.pid).children(recursive=True)
-            return Mesh(offset, process, output, data_dir, children)
+            return Mesh(offset, grpc_offset, process, output, data_dir, children)
     process.kill()
     raise AssertionError("scripts/up did not come up:\n" + "".join(output))
 
