@@ -153,4 +153,19 @@ def clusters(spec: EdgeSpec, service_names: dict[str, str]) -> list[dict[str, An
         if context not in service_names:
             raise ValueError(f"no service for cluster {name!r}")
         found.append(service_cluster(spec, name, service_names[context]))
+    if spec.storefront is not None:
+        found.append(storefront_cluster(spec.storefront))
     return [*found, jwks_cluster(spec), otlp_cluster(spec)]
+
+
+STOREFRONT_CLUSTER = "storefront"
+
+
+def storefront_cluster(endpoint: Endpoint) -> dict[str, Any]:
+    """The storefront's static files (HTTP/1.1)."""
+    return {
+        "name": STOREFRONT_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": _load_assignment(STOREFRONT_CLUSTER, [endpoint]),
+    }

@@ -173,6 +173,30 @@ def _not_found() -> dict[str, Any]:
     }
 
 
+TRANSCODER_FILTER = "envoy.filters.http.grpc_json_transcoder"
+#: The storefront's page and its bundle (everything else stays API or not found).
+STOREFRONT_PATHS = ({"path": "/"}, {"path": "/index.html"}, {"prefix": "/assets/"})
+
+
+def _storefront_routes() -> list[dict[str, Any]]:
+    """Static files, public, and not for the transcoder (they are not RPCs)."""
+    return [
+        {
+            "name": f"storefront{i}",
+            "match": {**match, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+            "route": {"cluster": "storefront", "timeout": "10s"},
+            "typed_per_filter_config": {
+                JWT_FILTER: _jwt(public=True),
+                TRANSCODER_FILTER: {
+                    "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+                    "disabled": True,
+                },
+            },
+        }
+        for i, match in enumerate(STOREFRONT_PATHS)
+    ]
+
+
 def _reflection(spec: EdgeSpec) -> dict[str, Any]:
     """Server reflection through the edge reaches one service (it describes its own
     services); a full listing needs the descriptor set (grpcurl -protoset)."""
@@ -229,6 +253,8 @@ def route_config(spec: EdgeSpec, rpcs: list[Rpc]) -> dict[str, Any]:
         routes.append(rpc_route(spec, rpc))
     if spec.reflection_cluster in spec.upstreams:
         routes.append(_reflection(spec))
+    if spec.storefront is not None:
+        routes.extend(_storefront_routes())
     routes.append(_not_found())
     return {
         "name": "edge",

@@ -118,6 +118,8 @@ class EdgeSpec:
     #: the trace context still reaches the services).
     otlp_endpoint: Endpoint = Endpoint("127.0.0.1", 4317)
     version: str = "local"
+    #: A static file server with the built storefront, served at ``/`` (local only).
+    storefront: Endpoint | None = None
 
 
 def _endpoint(target: str) -> Endpoint:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from services.edge.render import write
-from services.edge.spec import EdgeSpec, local_spec
+from services.edge.spec import EdgeSpec, Endpoint, local_spec
 from services.mesh.processes import Child, ProcessGroup
 
 
@@ -108,6 +108,7 @@ async def start_local(
     *,
     port_offset: int = 0,
     canary_target: str | None = None,
+    storefront: Endpoint | None = None,
     timeout: float = 30.0,
 ) -> EdgeSpec:
     """Starts the edge of the local mesh in front of ``targets``; raises if it does not
@@ -117,6 +118,7 @@ async def start_local(
         listen_port=EDGE_PORT + port_offset,
         admin_port=EDGE_ADMIN_PORT + port_offset,
         canary_target=canary_target,
+        storefront=storefront,
     )
     child = start(group, spec, data_dir / "edge")
     if not await wait_ready(spec, child, timeout):

@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from services.mesh import edge
+from services.edge.spec import Endpoint
+from services.mesh import edge, storefront
 from services.mesh.health import wait_serving
 from services.mesh.processes import ProcessGroup
 from services.mesh.seed import DEMO_USER, seed
@@ -68,6 +69,7 @@ def _banner(
     ]
     if edge_url is not None:
         lines.append(f"  {'edge':<12} {edge_url} (REST/JSON, gRPC-Web, gRPC; docs/edge.md)")
+        lines.append(f"  {'storefront':<12} {edge_url}/  (open it in a browser)")
     lines += [
         "",
         f"  demo user    {DEMO_USER[0]} / {DEMO_USER[1]}",
@@ -147,9 +149,19 @@ async def _run(args: argparse.Namespace) -> int:
                     print("the order canary (order-v2) did not become healthy", file=sys.stderr)
                     return 1
                 metrics["order-v2"] = edge.CANARY_PORTS[1] + args.port_offset
+            site = await asyncio.to_thread(storefront.ensure_built)
+            shop = None
+            if site is not None:
+                shop = Endpoint("127.0.0.1", storefront.STOREFRONT_PORT + args.port_offset)
+                storefront.start(group, site, shop.port)
             try:
                 spec = await edge.start_local(
-                    group, targets, data_dir, port_offset=args.port_offset, canary_target=canary
+                    group,
+                    targets,
+                    data_dir,
+                    port_offset=args.port_offset,
+                    canary_target=canary,
+                    storefront=shop,
                 )
             except RuntimeError as exc:
                 print(str(exc), file=sys.stderr)
