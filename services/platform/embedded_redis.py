@@ -76,7 +76,7 @@ class EmbeddedRedis:
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            "always",
             "--save",
             "",  # the AOF is the persistence; no RDB snapshots on top
             "--logfile",
