@@ -68,14 +68,12 @@ class Payments:
         processor: Processor,
         *,
         processor_timeout: float = 5.0,
-        notify: Callable[[], None] | None = None,
         now_us: Callable[[], int] = _now_us,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._db = db
         self._processor = processor
         self._processor_timeout = processor_timeout
-        self._notify = notify or (lambda: None)  # wakes the outbox relay after a commit
         self._now_us = now_us
         self._new_id = new_id
         self._recording: set[asyncio.Future[Payment]] = set()
@@ -138,7 +136,6 @@ class Payments:
                 else messages.declined(payment)
             )
             await outbox.record(session, STREAM, event, payment.payment_id)
-        self._notify()
         return payment
 
     async def capture(self, command: CapturePayment) -> Payment:
@@ -152,7 +149,6 @@ class Payments:
                 return payment
             await repository.save(captured)
             await outbox.record(session, STREAM, messages.captured(captured), captured.payment_id)
-        self._notify()
         return captured
 
     async def void(self, command: VoidAuthorization) -> Payment:
@@ -167,7 +163,6 @@ class Payments:
             await repository.save(voided)
             event = messages.voided(voided, command.reason)
             await outbox.record(session, STREAM, event, voided.payment_id)
-        self._notify()
         return voided
 
     async def refund(self, command: RefundPayment) -> Payment:
@@ -201,7 +196,6 @@ class Payments:
             )
             event = messages.refunded(refunded, amount, command.reason)
             await outbox.record(session, STREAM, event, refunded.payment_id)
-        self._notify()
         return refunded
 
     async def get(self, query: GetPayment) -> Payment:

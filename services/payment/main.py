@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from emporium.payment.v1 import payment_service_pb2 as pb
@@ -13,13 +12,12 @@ from services.payment.handlers import Payments
 from services.payment.processor import SimulatedProcessor
 from services.payment.service import PaymentServicer
 from services.platform import runner
-from services.platform.bus import Bus
 from services.platform.config import ConfigError, Settings
 from services.platform.db import Database
 from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics
-from services.platform.relay import OutboxRelay
-from services.platform.server import Hook, ServiceDefinition
+from services.platform.publishing import outbox_publishing
+from services.platform.server import ServiceDefinition
 
 SERVICE = pb.DESCRIPTOR.services_by_name["PaymentService"].full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -45,16 +43,9 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     processor = SimulatedProcessor(slow_card_seconds=seconds(settings, SLOW_CARD_ENV, 10.0))
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
-    on_start: list[Hook] = []
-    on_stop: list[Hook] = [db.dispose]
-    notify: Callable[[], None] | None = None
-    if settings.redis_url:  # without Redis the service still serves; the outbox keeps events
-        bus = Bus.from_url(settings.redis_url)
-        relay = OutboxRelay(db, bus, metrics=metrics)
-        on_start.append(relay.start)
-        on_stop[:0] = [relay.stop, bus.close]
-        notify = relay.notify
-    payments = Payments(db, processor, processor_timeout=processor_timeout, notify=notify)
+    # The relay is woken by Database.on_commit after commits that wrote events.
+    on_start, stop_publishing = outbox_publishing(settings, db, metrics)
+    payments = Payments(db, processor, processor_timeout=processor_timeout)
 
     def register(server: aio.Server) -> None:
         pb_grpc.add_PaymentServiceServicer_to_server(PaymentServicer(payments), server)
@@ -68,7 +59,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         ),
         readiness=[db.ping],
         on_start=on_start,
-        on_stop=on_stop,
+        on_stop=[*stop_publishing, db.dispose],
     )
 
 

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from contextvars import ContextVar
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,11 +27,6 @@ log = logging.getLogger("emporium.relay")
 
 _BACKLOG_REFRESH_SECONDS = 1.0
 _PURGE_INTERVAL_SECONDS = 60.0
-
-# True inside the relay's own task. Its bookkeeping commits (reading a batch, marking it,
-# counting the backlog) reach ``notify`` through ``Database.on_commit`` like any other
-# commit; were they to wake the relay, it would spin on its own commits, never idle.
-_in_relay_task: ContextVar[bool] = ContextVar("emporium_in_relay_task", default=False)
 
 
 class OutboxRelay:
@@ -68,9 +62,9 @@ class OutboxRelay:
         self._purged_at = time.monotonic()
 
     def notify(self) -> None:
-        """Wake the relay now: rows were just committed."""
-        if _in_relay_task.get():
-            return
+        """Wake the relay now: rows were just committed. (``Database.on_commit`` calls this
+        only after commits that wrote outbox rows, so the relay's own bookkeeping commits
+        never wake it.)"""
         self._wake.set()
 
     async def start(self) -> None:
@@ -105,7 +99,6 @@ class OutboxRelay:
                     return total
 
     async def _run(self) -> None:
-        _in_relay_task.set(True)  # in this task's context only
         backoff = Backoff(initial=0.05, cap=1.0)
         failing = False
         while not self._stopping.is_set():

@@ -27,7 +27,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc import aio
@@ -181,18 +181,19 @@ def _rejected(code: grpc.StatusCode, details: str) -> aio.AioRpcError:
     return aio.AioRpcError(code, aio.Metadata(), aio.Metadata(), details=details)
 
 
-class Gate:
+class Gate(Protocol):
     """Admits a call (returning how to settle it) or refuses it with an AioRpcError."""
 
     #: Whether settling needs the call's final status code.
-    needs_code = True
+    needs_code: bool
 
-    def admit(self) -> Settle:
-        raise NotImplementedError
+    def admit(self) -> Settle: ...
 
 
-class BreakerGate(Gate):
+class BreakerGate:
     """Fails calls fast with UNAVAILABLE while the downstream's breaker is open."""
+
+    needs_code = True
 
     def __init__(
         self, downstream: str, breaker: CircuitBreaker, on_reject: Callable[[], None]
@@ -211,7 +212,7 @@ class BreakerGate(Gate):
         return lambda code: self.breaker.record(permit, code)
 
 
-class BulkheadGate(Gate):
+class BulkheadGate:
     """Fails calls fast with RESOURCE_EXHAUSTED when the downstream has too many in flight."""
 
     needs_code = False
