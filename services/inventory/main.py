@@ -12,7 +12,7 @@ from services.inventory.handlers import Inventory
 from services.inventory.service import InventoryServicer
 from services.inventory.sweeper import Sweeper
 from services.platform import runner
-from services.platform.config import ConfigError, Settings
+from services.platform.config import Settings
 from services.platform.db import Database
 from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics
@@ -27,19 +27,8 @@ SWEEP_INTERVAL_ENV = "EMPORIUM_INVENTORY_SWEEP_INTERVAL_SECONDS"
 DEFAULT_SWEEP_INTERVAL = 1.0
 
 
-def sweep_interval(settings: Settings) -> float:
-    raw = settings.extra.get(SWEEP_INTERVAL_ENV) or str(DEFAULT_SWEEP_INTERVAL)
-    try:
-        interval = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{SWEEP_INTERVAL_ENV} must be a number, got {raw!r}") from exc
-    if not 0 < interval <= 3600:
-        raise ConfigError(f"{SWEEP_INTERVAL_ENV} must be in (0, 3600], got {raw!r}")
-    return interval
-
-
 async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
-    interval = sweep_interval(settings)
+    interval = settings.seconds(SWEEP_INTERVAL_ENV, DEFAULT_SWEEP_INTERVAL)
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
     inventory = Inventory(db)

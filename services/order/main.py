@@ -28,7 +28,7 @@ from services.order.service import OrderServicer
 from services.platform import runner
 from services.platform.bus import Bus, stream_name
 from services.platform.clients import open_channel
-from services.platform.config import ConfigError, Settings
+from services.platform.config import Settings
 from services.platform.consumer import Consumer
 from services.platform.db import Database
 from services.platform.keys import identity_verifier
@@ -46,14 +46,6 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SAGA_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 Hook = Callable[[], Awaitable[None]]
-
-
-def _seconds(settings: Settings, name: str, default: float) -> float:
-    raw = settings.extra.get(name, "")
-    try:
-        return float(raw) if raw else default
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from exc
 
 
 def _now_us() -> int:
@@ -88,7 +80,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     plus the platform's variables; ``SERVICE_CREDENTIALS`` must hold ``order:<secret>``."""
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
-    call_timeout = _seconds(settings, "EMPORIUM_ORDER_CALL_TIMEOUT_SECONDS", 5.0)
+    call_timeout = settings.seconds("EMPORIUM_ORDER_CALL_TIMEOUT_SECONDS", 5.0)
     token = ServiceToken(settings, "order")
     catalog_channel = open_channel(
         settings.target("catalog"),
@@ -118,8 +110,8 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
             wake()
 
     policy = RetryPolicy(
-        budget_seconds=_seconds(settings, "EMPORIUM_SAGA_RETRY_BUDGET_SECONDS", 30.0),
-        base_delay=_seconds(settings, "EMPORIUM_SAGA_RETRY_BASE_SECONDS", 0.05),
+        budget_seconds=settings.seconds("EMPORIUM_SAGA_RETRY_BUDGET_SECONDS", 30.0),
+        base_delay=settings.seconds("EMPORIUM_SAGA_RETRY_BASE_SECONDS", 0.05),
     )
     store = SqlSagaStore(db, _now_us, committed)
     saga = Saga(

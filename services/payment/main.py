@@ -12,7 +12,7 @@ from services.payment.handlers import Payments
 from services.payment.processor import SimulatedProcessor
 from services.payment.service import PaymentServicer
 from services.platform import runner
-from services.platform.config import ConfigError, Settings
+from services.platform.config import Settings
 from services.platform.db import Database
 from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics
@@ -27,20 +27,9 @@ PROCESSOR_TIMEOUT_ENV = "EMPORIUM_PAYMENT_PROCESSOR_TIMEOUT_SECONDS"
 SLOW_CARD_ENV = "EMPORIUM_PAYMENT_SLOW_CARD_SECONDS"
 
 
-def seconds(settings: Settings, name: str, default: float) -> float:
-    raw = settings.extra.get(name) or str(default)
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
-    if not 0 < value <= 3600:
-        raise ConfigError(f"{name} must be in (0, 3600], got {raw!r}")
-    return value
-
-
 async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
-    processor_timeout = seconds(settings, PROCESSOR_TIMEOUT_ENV, 5.0)
-    processor = SimulatedProcessor(slow_card_seconds=seconds(settings, SLOW_CARD_ENV, 10.0))
+    processor_timeout = settings.seconds(PROCESSOR_TIMEOUT_ENV, 5.0)
+    processor = SimulatedProcessor(slow_card_seconds=settings.seconds(SLOW_CARD_ENV, 10.0))
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
     # The relay is woken by Database.on_commit after commits that wrote events.

@@ -51,6 +51,13 @@ class Settings:
     targets: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
+    def seconds(self, name: str, default: float) -> float:
+        """A duration from an ``EMPORIUM_*`` variable: a number of seconds in (0, 3600]."""
+        value = _float(self.extra, name, default)
+        if not 0 < value <= 3600:
+            raise ConfigError(f"{name} must be in (0, 3600], got {self.extra.get(name)!r}")
+        return value
+
     def target(self, service: str) -> str:
         """The ``host:port`` where ``service`` is reached."""
         return self.targets[service]
