@@ -14,6 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support.ports import shift as ports_shift
+
 ROOT = Path(__file__).resolve().parents[2]
 # Clear of a developer's own mesh on the default ports, and of the kernel's ephemeral
 # range (32768-60999), where an outgoing connection could already hold a port.
@@ -38,8 +40,11 @@ class Mesh:
 
 
 def start(data_dir: Path, offset: int = PORT_OFFSET, grpc_offset: int | None = None) -> Mesh:
+    offset += ports_shift()  # EMPORIUM_TEST_PORT_SHIFT: two test runs side by side
     if grpc_offset is None:
         grpc_offset = offset + GRPC_PORT_SHIFT
+    else:
+        grpc_offset += ports_shift()
     env = {**os.environ, "VENV": sys.prefix, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [

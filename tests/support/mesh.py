@@ -45,6 +45,7 @@ from services.mesh.processes import Child, ProcessGroup
 from services.platform.bus import dead_letter_stream, stream_name
 from services.platform.config import DEFAULT_PORTS
 from services.platform.embedded_redis import EmbeddedRedis
+from tests.support.ports import shift as ports_shift
 
 ADMIN = "admin"
 APPROVE, DECLINE = "4242424242424242", "4000000000000002"
@@ -201,7 +202,9 @@ class Mesh:
 async def running_mesh(
     data_dir: Path, port_base: int, extra_env: dict[str, str] | None = None
 ) -> AsyncIterator[Mesh]:
-    """Starts Redis and all six services (ports from ``port_base`` on); stops them after."""
+    """Starts Redis and all six services (ports from ``port_base`` on, moved by
+    ``EMPORIUM_TEST_PORT_SHIFT``); stops them after."""
+    port_base += ports_shift()
     redis = EmbeddedRedis(data_dir / "redis", port=port_base + 2 * len(DEFAULT_PORTS))
     mesh = Mesh(
         data_dir, port_base, redis, secrets.token_urlsafe(12), ProcessGroup(data_dir / "logs")
