@@ -175,10 +175,23 @@ async def _place_and_ship(mesh: Mesh) -> order_pb.Order:
         return order
 
 
+#: A killed service serves again within this many seconds (on a machine with a core to spare).
+BACK_WITHIN = 5.0
+
+
+def _back_within() -> float:
+    """BACK_WITHIN, stretched by the run queue per core when the machine is oversubscribed:
+    a restart is a CPU-bound interpreter start (imports), so on a machine running nine
+    runnable processes per core it takes about nine times longer, whatever scripts/up does."""
+    per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return BACK_WITHIN * max(1.0, per_core)
+
+
 async def test_a_service_killed_with_sigkill_is_restarted_and_the_mesh_heals(mesh: Mesh) -> None:
     seed = int(os.environ.get("EMPORIUM_TEST_SEED") or random.randrange(2**32))
     name = random.Random(seed).choice(list(SERVICES))
-    context = f"killed {name} (EMPORIUM_TEST_SEED={seed})"
+    within = _back_within()
+    context = f"killed {name} (EMPORIUM_TEST_SEED={seed}, bound {within:.1f}s)"
     victim = _service_process(mesh, name)
     target = mesh.target(DEFAULT_PORTS[name][0])
     assert await check(target), context
@@ -186,7 +199,7 @@ async def test_a_service_killed_with_sigkill_is_restarted_and_the_mesh_heals(mes
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     while not await check(target, timeout=0.5):
-        assert time.monotonic() - killed_at < 5.0, f"{context}: not serving within 5 s"
+        assert time.monotonic() - killed_at < within, f"{context}: not serving in time"
         await asyncio.sleep(0.05)
     assert _service_process(mesh, name).pid != victim.pid, context
     order = await _place_and_ship(mesh)
