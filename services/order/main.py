@@ -16,7 +16,7 @@ from emporium.order.v1 import order_service_pb2_grpc as pb_grpc
 from emporium.payment.v1 import payment_service_pb2 as payment_pb
 from emporium.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from grpc import aio
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from services.order.downstream import GrpcCatalog, GrpcInventory, GrpcPayments
 from services.order.handlers import Orders
@@ -30,7 +30,7 @@ from services.platform.clients import open_channel
 from services.platform.config import Settings
 from services.platform.db import Database
 from services.platform.keys import identity_verifier
-from services.platform.metrics import Metrics
+from services.platform.metrics import Metrics, OldestAge, Sampler
 from services.platform.publishing import consuming, outbox_publishing
 from services.platform.resilience import guard
 from services.platform.server import ServiceDefinition
@@ -70,6 +70,31 @@ def _saga_metrics(metrics: Metrics) -> Callable[[Outcome, float], None]:
         outcomes.labels(outcome.value).inc()
 
     return ended
+
+
+def _running_sagas(metrics: Metrics, store: SqlSagaStore, budget_seconds: float) -> Sampler:
+    """Gauges of the sagas still running (sampled from the table every two seconds), for
+    the alert on sagas that run past their budget (observability/prometheus)."""
+    running = Gauge("emporium_sagas_running", "Sagas not yet ended.", registry=metrics.registry)
+    oldest = OldestAge(
+        metrics.registry,
+        "emporium_saga_oldest_running_seconds",
+        "Age of the oldest saga not yet ended (0 when none runs).",
+    )
+    budget = Gauge(
+        "emporium_saga_budget_seconds",
+        "How long a saga step waits out outages before giving up "
+        "(EMPORIUM_SAGA_RETRY_BUDGET_SECONDS).",
+        registry=metrics.registry,
+    )
+    budget.set(budget_seconds)
+
+    async def probe() -> None:
+        count, oldest_us = await store.running()
+        running.set(count)
+        oldest.track(oldest_us)
+
+    return Sampler(probe)
 
 
 async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
@@ -145,6 +170,9 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         await sagas.resume_all()
 
     on_start.append(resume_sagas)
+    saga_gauges = _running_sagas(metrics, store, policy.budget_seconds)
+    on_start.append(saga_gauges.start)
+    on_stop.insert(0, saga_gauges.stop)
 
     async def close_channels() -> None:
         for channel in (catalog_channel, inventory_channel, payment_channel):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.order.domain import Card, Event, Order, OrderStatus
@@ -219,6 +219,17 @@ class SqlSagaStore:
             except Conflict:
                 continue
         raise Conflict(f"order {state.order_id} kept changing concurrently")
+
+    async def running(self) -> tuple[int, int | None]:
+        """How many sagas run, and when the oldest of them started (µs, or ``None``)."""
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                select(func.count(), func.min(sagas.c.started_at_us)).where(
+                    sagas.c.status == RUNNING
+                )
+            )
+            count, oldest_us = result.one()
+            return int(count), None if oldest_us is None else int(oldest_us)
 
     async def unfinished(self) -> list[str]:
         async with self._db.transaction() as session:

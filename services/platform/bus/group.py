@@ -12,7 +12,10 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from services.platform.bus.streams import Bus, text
+from services.platform.bus.streams import Bus, dead_letter_stream, text
+
+#: Redis before 7 has no XINFO lag; it is counted up to this many entries.
+_LAG_COUNT_LIMIT = 10_000
 
 
 @dataclass(slots=True)
@@ -167,10 +170,24 @@ class GroupMember:
                     await self.redis.xgroup_delconsumer(stream, self.group, name)
 
     async def backlog(self, stream: str) -> tuple[int, int | None]:
-        """(pending entries, entries not yet delivered — ``None`` before Redis 7)."""
+        """(pending entries, entries not yet delivered to the group).
+
+        Redis 7 reports the lag in XINFO GROUPS; before 7 it is counted past the group's
+        last-delivered id, up to ``_LAG_COUNT_LIMIT``.
+        """
         pending = int((await self.redis.xpending(stream, self.group))["pending"])
         for info in await self.redis.xinfo_groups(stream):
             if text(info["name"]) == self.group:
                 lag = info.get("lag")
-                return pending, None if lag is None else int(lag)
+                if lag is not None:
+                    return pending, int(lag)
+                if "entries-read" in info:  # Redis 7 with an unknown lag (after XDEL)
+                    return pending, None
+                after = "(" + text(info["last-delivered-id"])
+                undelivered = await self.redis.xrange(stream, after, "+", _LAG_COUNT_LIMIT)
+                return pending, len(undelivered)
         return pending, None
+
+    async def dead_letters_waiting(self) -> int:
+        """Entries on the group's dead-letter stream."""
+        return int(await self.redis.xlen(dead_letter_stream(self.group)))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import propagate, trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.platform.metrics import Metrics
+from services.platform.metrics import Metrics, OldestAge
 from services.platform.outbox import Envelope
 
 if TYPE_CHECKING:
@@ -30,6 +30,11 @@ class BusMetrics:
             "emporium_outbox_backlog",
             "Outbox rows committed but not yet published.",
             registry=registry,
+        )
+        self.outbox_oldest = OldestAge(
+            registry,
+            "emporium_outbox_oldest_unpublished_seconds",
+            "Age of the oldest outbox row not yet published (0 when none waits).",
         )
         self.published = Counter(
             "emporium_events_published_total",
@@ -61,6 +66,12 @@ class BusMetrics:
             "emporium_dead_letters_total",
             "Entries moved to a dead-letter stream, by group and type.",
             ["group", "event_type"],
+            registry=registry,
+        )
+        self.dead_letters_waiting = Gauge(
+            "emporium_dead_letters_waiting",
+            "Entries on a group's dead-letter stream, not yet replayed (XLEN).",
+            ["group"],
             registry=registry,
         )
         self.pending = Gauge(
@@ -180,3 +191,5 @@ class ConsumerReport:
             self._metrics.pending.labels(self._group, stream).set(pending)
             if lag is not None:
                 self._metrics.lag.labels(self._group, stream).set(lag)
+        waiting = await member.dead_letters_waiting()
+        self._metrics.dead_letters_waiting.labels(self._group).set(waiting)
