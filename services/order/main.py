@@ -11,6 +11,7 @@ from pathlib import Path
 from emporium.catalog.v1 import catalog_service_pb2 as catalog_pb
 from emporium.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
 from emporium.fulfillment.v1 import events_pb2 as fulfillment_events
+from emporium.fulfillment.v1 import fulfillment_service_pb2_grpc as fulfillment_grpc
 from emporium.inventory.v1 import inventory_service_pb2 as inventory_pb
 from emporium.inventory.v1 import inventory_service_pb2_grpc as inventory_grpc
 from emporium.order.v1 import order_service_pb2 as pb
@@ -20,7 +21,12 @@ from emporium.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from grpc import aio
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.order.downstream import GrpcCatalog, GrpcInventory, GrpcPayments
+from services.order.downstream import (
+    GrpcCatalog,
+    GrpcFulfillment,
+    GrpcInventory,
+    GrpcPayments,
+)
 from services.order.handlers import Orders
 from services.order.notifier import Notifier
 from services.order.saga import Outcome, RetryPolicy, Saga
@@ -130,6 +136,11 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         default_timeout=call_timeout,
         interceptors=[token.interceptor(), *guard("payment", settings, metrics)],
     )
+    fulfillment_channel = open_channel(
+        settings.target("fulfillment"),
+        default_timeout=call_timeout,
+        interceptors=[token.interceptor(), *guard("fulfillment", settings, metrics)],
+    )
 
     notifier = Notifier()
     wake_relay: list[Callable[[], None]] = []
@@ -162,6 +173,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     orders = Orders(
         db,
         GrpcCatalog(catalog_grpc.CatalogServiceStub(catalog_channel)),
+        GrpcFulfillment(fulfillment_grpc.FulfillmentServiceStub(fulfillment_channel)),
         sagas,
         notifier,
         lease,
@@ -195,7 +207,8 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     on_stop.insert(0, saga_gauges.stop)
 
     async def close_channels() -> None:
-        for channel in (catalog_channel, inventory_channel, payment_channel):
+        channels = (catalog_channel, inventory_channel, payment_channel, fulfillment_channel)
+        for channel in channels:
             await channel.close()
         await token.close()
 
