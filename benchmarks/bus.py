@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks import profiling, targets
+from benchmarks import pyspy, targets
 from benchmarks.plan import Log, Plan
 from benchmarks.procs import CpuMeter
 from benchmarks.stats import UNKNOWN, Spread, percentile
@@ -50,15 +51,16 @@ class BusResult:
     cores_burst: dict[str, Spread] = field(default_factory=dict)
     cores_rate: dict[str, Spread] = field(default_factory=dict)
     burst: int = 0
-    profiles: list[profiling.Profile] = field(default_factory=list)
+    profiles: list[pyspy.Profile] = field(default_factory=list)
 
 
-async def _spawn(
-    args: list[str], log_path: Path, profile: Path | None
-) -> asyncio.subprocess.Process:
+async def _spawn(args: list[str], log_path: Path) -> asyncio.subprocess.Process:
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            *profiling.argv(profile, ["benchmarks.buswork", *args]),
+            sys.executable,
+            "-m",
+            "benchmarks.buswork",
+            *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
@@ -106,14 +108,13 @@ class _Pair:
         self.consumer: asyncio.subprocess.Process | None = None
         self.effected = 0
 
-    async def start(self, redis_url: str, profile: bool) -> None:
+    async def start(self, redis_url: str) -> None:
         context = f"bench{self.run_dir.name}"
         for side in ("consume", "produce"):
             database = f"sqlite+aiosqlite:///{self.run_dir / f'{side}.db'}"
             process = await _spawn(
                 [side, database, redis_url, context, str(self.run_dir / f"{side}.json")],
                 self.run_dir / f"{side}.log",
-                self.run_dir / f"{side}.prof" if profile else None,
             )
             if side == "consume":
                 self.consumer = process
@@ -167,10 +168,12 @@ async def _one(
     run_dir = work / uuid.uuid4().hex[:8]
     run_dir.mkdir(parents=True)
     pair = _Pair(run_dir)
-    await pair.start(redis_url, profile)
-    paths = [run_dir / "produce.prof", run_dir / "consume.prof"] if profile else []
-    for pid in pair.pids.values() if profile else ():
-        profiling.start(pid)
+    await pair.start(redis_url)
+    paths = [run_dir / "produce.pyspy", run_dir / "consume.pyspy"] if profile else []
+    spies = [
+        asyncio.create_task(pyspy.record(pid, plan.profile_seconds, path))
+        for pid, path in zip(pair.pids.values(), paths, strict=False)
+    ]
     warm = int(plan.bus_rate * plan.warmup)
     steady = int(plan.bus_rate * plan.bus_window) + warm
     capacity, burst_cores = await pair.phase(f"burst burst {plan.bus_burst}", plan.bus_burst)
@@ -180,8 +183,8 @@ async def _one(
     if 0 < half < plan.bus_rate:
         count = int(half * (plan.bus_window + plan.warmup))
         _, half_cores = await pair.phase(f"steady half {count} {half}", count)
-    for pid, path in zip(pair.pids.values(), paths, strict=False):
-        await profiling.finish(pid, path)
+    for spy in spies:
+        await spy
     phases, effects = await pair.stop()
     runs = []
     for name, cores, skip in (
@@ -240,7 +243,7 @@ async def run(plan: Plan, work: Path, log: Log, profile: bool) -> BusResult:
         if profile and plan.profile_seconds > 0 and misses:
             _, paths = await _one(work, redis.url, plan, profile=True)
             for path, name in zip(paths, ("producer + relay", "consumer"), strict=True):
-                summary = profiling.summarize(path, f"bus {name} (burst, then steady rates)")
+                summary = pyspy.summarize(path, f"bus {name} (burst, then steady rates)")
                 if summary is not None:
                     result.profiles.append(summary)
             log("bus: profiled producer and consumer")
