@@ -205,7 +205,6 @@ async def _sections(
             full_max = full.median if full is not None and full.known else 400.0
             results.p3 = await edge_cost.run(plan, work / "p3", layout, full_max, log)
         if "p6" in args.sections:
-            results.bus_source = "`benchmarks/bus.py`."
             results.bus = await bus.run(plan, work / "p6", log, profile)
         if {"p4", "p5", "p7"} & set(args.sections):
             await _mesh_sections(plan, args, work, results, layout, postgres_url, the_peer, log)

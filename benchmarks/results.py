@@ -25,7 +25,6 @@ class Results:
     p4: RestReadResult | None = None
     orders: list[OrdersResult] = field(default_factory=list)
     bus: BusResult | None = None
-    bus_source: str = ""
     footprint: FootprintResult | None = None
     notes: list[str] = field(default_factory=list)
     tools: dict[str, str] = field(default_factory=dict)

@@ -175,7 +175,7 @@ def test_postgresql_is_measured_when_the_tests_have_one(smoke: Smoke) -> None:
 
 
 def test_the_bus_delivers_every_event_it_committed(smoke: Smoke) -> None:
-    assert "| events lost (committed, never effected) | 0 |" in smoke.report
+    assert "| runs where an effect never arrived | 0 |" in smoke.report
 
 
 def test_the_plot_is_a_png_with_a_drawing_on_it(smoke: Smoke) -> None:
