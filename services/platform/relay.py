@@ -14,16 +14,25 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from typing import Any
 
 import sqlalchemy as sa
 
 from services.platform.bus import Backoff, Bus, bus_metrics, stream_name
-from services.platform.db import Database
+from services.platform.db import Database, Row
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope, outbox
 
 log = logging.getLogger("emporium.relay")
+
+_UNPUBLISHED = (
+    sa.select(outbox)
+    .where(outbox.c.published_at_us.is_(None))
+    .order_by(outbox.c.id)
+    .limit(sa.bindparam("limit"))
+)
+_MARK = sa.update(outbox).where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
+_BACKLOG = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.published_at_us.is_(None))
+_PURGE = sa.delete(outbox).where(outbox.c.published_at_us < sa.bindparam("cutoff"))
 
 _BACKLOG_REFRESH_SECONDS = 1.0
 _PURGE_INTERVAL_SECONDS = 60.0
@@ -130,24 +139,17 @@ class OutboxRelay:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _relay_batch(self) -> int:
-        async with self._db.transaction() as session:
-            rows = (
-                await session.execute(
-                    sa.select(outbox)
-                    .where(outbox.c.published_at_us.is_(None))
-                    .order_by(outbox.c.id)
-                    .limit(self._batch_size)
-                )
-            ).all()
+        async with self._db.read() as tx:
+            rows = await tx.fetch_all(_UNPUBLISHED, {"limit": self._batch_size})
         if not rows:
             return 0
-        by_stream: dict[str, list[Any]] = defaultdict(list)
+        by_stream: dict[str, list[Row]] = defaultdict(list)
         for row in rows:
-            by_stream[row.stream].append(row)
+            by_stream[row["stream"]].append(row)
         for context, batch in by_stream.items():
             stream = stream_name(context)
             await self._publish(stream, [_envelope(row) for row in batch])
-            await self._mark([row.id for row in batch])
+            await self._mark([row["id"] for row in batch])
             if self._metrics is not None:
                 self._metrics.published.labels(stream).inc(len(batch))
         return len(rows)
@@ -157,22 +159,16 @@ class OutboxRelay:
 
     async def _mark(self, ids: list[int]) -> None:
         now = time.time_ns() // 1000
-        async with self._db.transaction() as session:
-            await session.execute(
-                sa.update(outbox).where(outbox.c.id.in_(ids)).values(published_at_us=now)
-            )
+        async with self._db.write() as tx:
+            await tx.execute(_MARK, {"published_at_us": now, "ids": ids})
 
     async def _refresh_backlog(self) -> None:
         if self._metrics is None or time.monotonic() - self._backlog_at < _BACKLOG_REFRESH_SECONDS:
             return
         self._backlog_at = time.monotonic()
         try:
-            async with self._db.transaction() as session:
-                count = await session.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(outbox)
-                    .where(outbox.c.published_at_us.is_(None))
-                )
+            async with self._db.read() as tx:
+                count = await tx.scalar(_BACKLOG)
         except Exception:
             log.debug("cannot count the outbox backlog", exc_info=True)
             return
@@ -184,18 +180,18 @@ class OutboxRelay:
         self._purged_at = time.monotonic()
         cutoff = time.time_ns() // 1000 - int(self._retention * 1_000_000)
         try:
-            async with self._db.transaction() as session:
-                await session.execute(sa.delete(outbox).where(outbox.c.published_at_us < cutoff))
+            async with self._db.write() as tx:
+                await tx.execute(_PURGE, {"cutoff": cutoff})
         except Exception:
             log.warning("cannot purge published outbox rows", exc_info=True)
 
 
-def _envelope(row: Any) -> Envelope:
+def _envelope(row: Row) -> Envelope:
     return Envelope(
-        event_id=row.event_id,
-        event_type=row.event_type,
-        aggregate_id=row.aggregate_id,
-        occurred_at_us=row.occurred_at_us,
-        traceparent=row.traceparent,
-        payload=bytes(row.payload),
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        aggregate_id=row["aggregate_id"],
+        occurred_at_us=row["occurred_at_us"],
+        traceparent=row["traceparent"],
+        payload=bytes(row["payload"]),
     )
