@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import importlib.util
 import json
 import socket
 import struct
@@ -14,8 +13,6 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from services.edge.contract import DESCRIPTOR, load_rpcs
 from services.edge.spec import EdgeSpec, Endpoint, local_spec, with_endpoints
@@ -30,20 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 RPCS = load_rpcs(DESCRIPTOR.read_bytes())
 BASE_SERVICES = ("identity", "catalog", "inventory")
 ORDER_SERVICES = ("payment", "order", "fulfillment")
-
-
-def implemented(name: str) -> bool:
-    return importlib.util.find_spec(f"services.{name}.main") is not None
-
-
-def order_ready() -> bool:
-    """Whether the order flow (order, payment, fulfillment) exists in this tree yet."""
-    return all(implemented(name) for name in ORDER_SERVICES)
-
-
-requires_order = pytest.mark.skipif(
-    not order_ready(), reason="services/order/main.py (the orders issue) is not in this tree yet"
-)
 
 
 def free_port() -> int:
@@ -145,13 +128,12 @@ async def edge_mesh(
     extra_instances: Mapping[str, str] | None = None,
     **spec_changes: Any,
 ) -> AsyncIterator[EdgeMesh]:
-    """Starts identity, catalog and inventory (and, with ``orders``, the order flow when it
-    exists) as processes on free ports, seeds them, and puts the real Envoy edge in front.
+    """Starts identity, catalog and inventory (and, with ``orders``, the order flow) as
+    processes on free ports, seeds them, and puts the real Envoy edge in front.
 
     ``extra_instances`` adds more processes of a service (name → service) to that
     service's cluster; ``canary`` starts ``order-v2``; ``spec_changes`` tune the edge.
     """
-    orders = orders and order_ready()
     services = [*BASE_SERVICES, *(ORDER_SERVICES if orders else ())]
     instances = {
         name: Instance(name, name, free_port(), data_dir / f"{name}.db") for name in services
