@@ -187,7 +187,7 @@ def is_sqlite(url: str) -> bool:
 class Database:
     """One service's database: transactions, migrations, a readiness ping, a commit hook."""
 
-    def __init__(self, url: str, migrations: Path) -> None:
+    def __init__(self, url: str, migrations: Path, *, lock_wait_seconds: float = 10.0) -> None:
         self.url = url
         self._migrations = migrations
         #: Called after every committed transaction that wrote outbox rows (to wake the
@@ -197,7 +197,7 @@ class Database:
         if is_sqlite(url):
             from services.platform.db_sqlite import SqliteBackend
 
-            self._backend = SqliteBackend(url, self.on_commit)
+            self._backend = SqliteBackend(url, self.on_commit, lock_wait_seconds)
         else:
             from services.platform.db_postgres import PostgresBackend
 

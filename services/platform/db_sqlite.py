@@ -36,8 +36,6 @@ from services.platform.db import (
 )
 from services.platform.retry import Backoff
 
-#: How long a write waits for another process's lock before answering UNAVAILABLE.
-LOCK_WAIT_SECONDS = 10.0
 _MAX_IDLE_READERS = 4
 _TRANSIENT_CODES = frozenset({5, 6, 10})  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR
 
@@ -107,7 +105,9 @@ class SqliteTransaction(Commits):
 class SqliteBackend:
     """The connections of one SQLite file."""
 
-    def __init__(self, url: str, on_commit: list[Callable[[], None]]) -> None:
+    def __init__(
+        self, url: str, on_commit: list[Callable[[], None]], lock_wait_seconds: float
+    ) -> None:
         database = make_url(url).database or ":memory:"
         if database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -116,6 +116,8 @@ class SqliteBackend:
         self.dialect: Dialect = SQLiteDialect_pysqlite(paramstyle="named")
         self._cache = StatementCache(self.dialect)
         self._on_commit = on_commit
+        #: How long to wait for another process's lock before answering DatabaseBusy.
+        self._lock_wait = lock_wait_seconds
         self._lock = asyncio.Lock()
         self._writer: sqlite3.Connection | None = None
         self._readers: list[sqlite3.Connection] = []
@@ -146,7 +148,7 @@ class SqliteBackend:
             try:
                 return self._open(reader)
             except sqlite3.OperationalError as exc:
-                await _wait_or_give_up(exc, started, backoff)
+                await self._wait_or_give_up(exc, started, backoff)
 
     def _open(self, reader: bool) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -175,7 +177,7 @@ class SqliteBackend:
                 connection.execute(statement)
                 return
             except sqlite3.OperationalError as exc:
-                await _wait_or_give_up(exc, started, backoff)
+                await self._wait_or_give_up(exc, started, backoff)
 
     async def finish(self, connection: sqlite3.Connection, failed: bool) -> None:
         if not connection.in_transaction:
@@ -190,15 +192,16 @@ class SqliteBackend:
                 connection.execute("COMMIT")
                 return
             except sqlite3.OperationalError as exc:
-                await _wait_or_give_up(exc, started, backoff)
+                await self._wait_or_give_up(exc, started, backoff)
 
-
-async def _wait_or_give_up(exc: sqlite3.OperationalError, started: float, backoff: Backoff) -> None:
-    if not is_transient(exc):
-        raise exc
-    if time.monotonic() - started > LOCK_WAIT_SECONDS:
-        raise DatabaseBusy() from exc
-    await asyncio.sleep(backoff.next())
+    async def _wait_or_give_up(
+        self, exc: sqlite3.OperationalError, started: float, backoff: Backoff
+    ) -> None:
+        if not is_transient(exc):
+            raise exc
+        if time.monotonic() - started > self._lock_wait:
+            raise DatabaseBusy() from exc
+        await asyncio.sleep(backoff.next())
 
 
 class _WriteScope:
