@@ -46,10 +46,14 @@ async def db(backend: str, tmp: Path) -> AsyncIterator[Database]:
 async def test_a_write_commits_and_a_failed_write_leaves_nothing(db: Database) -> None:
     async with db.write() as tx:
         await tx.execute(_ADD, {"event_id": "a", "value": "kept"})
-    with pytest.raises(RuntimeError):
+
+    async def failing() -> None:
         async with db.write() as tx:
             await tx.execute(_ADD, {"event_id": "b", "value": "rolled back"})
             raise RuntimeError("the handler failed")
+
+    with pytest.raises(RuntimeError):
+        await failing()
     async with db.read() as tx:
         assert await tx.scalar(_COUNT) == 1
         row = await tx.fetch_one(_VALUE, {"event_id": "a"})
@@ -113,11 +117,15 @@ async def test_commit_hooks_run_after_outbox_writes_and_callbacks_after_commit(
         )
         assert woken == ["callback"]  # not before the commit
     assert woken == ["callback", "relay"]
-    with pytest.raises(RuntimeError):
+
+    async def failing() -> None:
         async with db.write() as tx:
             await SqlOutbox(tx, "tests").record(StringValue(value="z"), "a")
             tx.after_commit(lambda: woken.append("never"))
             raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        await failing()
     assert woken == ["callback", "relay"]
     async with db.read() as tx:
         rows = await tx.fetch_all(sa.select(outbox.c.payload).order_by(outbox.c.id))
@@ -136,13 +144,12 @@ async def test_another_process_lock_is_waited_out_without_blocking_the_loop(
 ) -> None:
     other = sqlite3.connect(_sqlite_path(db), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # what a second process holding the write lock does
-    ticks = 0
+    ticked = asyncio.Event()
 
     async def tick() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
+        for _ in range(10):
             await asyncio.sleep(0.005)
+        ticked.set()
 
     ticker = asyncio.create_task(tick())
 
@@ -151,8 +158,7 @@ async def test_another_process_lock_is_waited_out_without_blocking_the_loop(
             await tx.execute(_ADD, {"event_id": "a", "value": "after the lock"})
 
     task = asyncio.create_task(write())
-    while ticks < 10:  # the loop keeps running while the write waits
-        await asyncio.sleep(0.005)
+    await asyncio.wait_for(ticked.wait(), 5)  # the loop keeps running while the write waits
     assert not task.done()
     other.execute("COMMIT")
     await asyncio.wait_for(task, 5)
@@ -180,8 +186,12 @@ async def test_a_lock_held_too_long_answers_database_busy(db: Database) -> None:
 
 async def test_a_missing_table_is_not_transient(db: Database) -> None:
     missing = sa.select(sa.table("no_such_table", sa.column("x")))
-    with pytest.raises(Exception) as caught:
+
+    async def read() -> None:
         async with db.read() as tx:
             await tx.fetch_all(missing)
+
+    with pytest.raises(Exception, match="no_such_table") as caught:
+        await read()
     assert not isinstance(caught.value, DatabaseBusy)
     assert not db.is_transient(caught.value)
