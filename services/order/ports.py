@@ -33,6 +33,11 @@ class StepFailed(Exception):
         return self.code == "FAILED_PRECONDITION"
 
 
+class LeaseLost(Exception):
+    """This instance no longer holds the saga (its lease expired and another instance
+    adopted it, or the saga ended elsewhere): the run stops without writing anything."""
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
     reserved: bool
@@ -64,6 +69,17 @@ class Payments(Protocol):
     async def void(self, payment_id: str, reason: str) -> None: ...
 
     async def refund(self, payment_id: str, reason: str, idempotency_key: str) -> None: ...
+
+
+class ShipmentDispatched(Exception):
+    """Fulfillment refused to cancel: the order's shipment was dispatched already."""
+
+
+class Fulfillment(Protocol):
+    async def cancel_shipment(self, order_id: str, reason: str) -> None:
+        """Makes sure the order is never dispatched. Raises :class:`ShipmentDispatched`
+        when it was already, and ``Unavailable`` when fulfillment cannot say."""
+        ...
 
 
 class Catalog(Protocol):

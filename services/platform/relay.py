@@ -31,7 +31,11 @@ _UNPUBLISHED = (
     .limit(sa.bindparam("limit"))
 )
 _MARK = sa.update(outbox).where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
-_BACKLOG = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.published_at_us.is_(None))
+_BACKLOG = (
+    sa.select(sa.func.count(), sa.func.min(outbox.c.occurred_at_us))
+    .select_from(outbox)
+    .where(outbox.c.published_at_us.is_(None))
+)
 _PURGE = sa.delete(outbox).where(outbox.c.published_at_us < sa.bindparam("cutoff"))
 
 _BACKLOG_REFRESH_SECONDS = 1.0
@@ -168,11 +172,13 @@ class OutboxRelay:
         self._backlog_at = time.monotonic()
         try:
             async with self._db.read() as tx:
-                count = await tx.scalar(_BACKLOG)
+                row = await tx.fetch_one(_BACKLOG)
+            count, oldest_us = (0, None) if row is None else (row[0], row[1])
         except Exception:
             log.debug("cannot count the outbox backlog", exc_info=True)
             return
         self._metrics.outbox_backlog.set(count or 0)
+        self._metrics.outbox_oldest.track(None if oldest_us is None else int(oldest_us))
 
     async def _purge(self) -> None:
         if self._retention is None or time.monotonic() - self._purged_at < _PURGE_INTERVAL_SECONDS:
