@@ -30,7 +30,7 @@ IMPORT_LAYERS: tuple[tuple[str, str], ...] = (
         "SQLAlchemy + aiosqlite + asyncpg + Alembic",
         "import sqlalchemy.ext.asyncio, aiosqlite, asyncpg, alembic.runtime.environment",
     ),
-    ("OpenTelemetry (SDK, gRPC instrumentation, OTLP)", "import services.platform.telemetry"),
+    ("OpenTelemetry (SDK, OTLP)", "import services.platform.telemetry"),
     (
         "the rest of the platform (Redis, JWT, Prometheus, …)",
         "import services.platform.runner, services.platform.consumer, services.platform.relay",

@@ -10,7 +10,6 @@ from grpc import aio
 
 from services.inventory.handlers import Inventory
 from services.inventory.service import InventoryServicer
-from services.inventory.sweeper import Sweeper
 from services.platform import runner
 from services.platform.config import Settings
 from services.platform.db import Database
@@ -18,6 +17,7 @@ from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics
 from services.platform.publishing import outbox_publishing
 from services.platform.server import ServiceDefinition
+from services.platform.sweeper import Sweeper
 
 SERVICE = pb.DESCRIPTOR.services_by_name["InventoryService"].full_name
 PUBLIC = [f"/{SERVICE}/GetStock"]
@@ -32,7 +32,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
     inventory = Inventory(db)
-    sweeper = Sweeper(inventory.expire_due, interval)
+    sweeper = Sweeper(inventory.expire_due, interval, "inventory-reservations")
 
     start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)
 

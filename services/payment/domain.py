@@ -3,7 +3,8 @@
 A payment is created by an authorization, which the processor approves (AUTHORIZED),
 declines (DECLINED) or fails (FAILED: error or timeout; nothing is held). From AUTHORIZED
 it is captured (CAPTURED) or voided (VOIDED); a captured payment is refunded in one or more
-parts until nothing is left (REFUNDED).
+parts until nothing is left (REFUNDED). An authorization holds money only until its
+``expires_at_us``: after that it cannot be captured and is voided.
 """
 
 from __future__ import annotations
@@ -120,6 +121,15 @@ class ProcessorResult:
 
 
 PROCESSOR_FAILED = ProcessorResult.decline(DeclineReason.PROCESSOR_ERROR)
+#: The reason recorded on the PaymentVoided event of an authorization whose hold ended.
+EXPIRED_REASON = "authorization expired"
+
+
+class AuthorizationExpired(FailedPrecondition):
+    """Capture of an authorization whose hold has ended: nothing is held any more."""
+
+    def __init__(self) -> None:
+        super().__init__("the authorization expired and was voided; authorize again")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +147,16 @@ class Payment:
     refunded_minor: int
     created_at_us: int
     updated_at_us: int
+    #: When an authorization's hold ends (meaningful while AUTHORIZED).
+    expires_at_us: int
 
     @property
     def refundable_minor(self) -> int:
         return self.captured_minor - self.refunded_minor
+
+    def expired(self, now_us: int) -> bool:
+        """Whether this is an authorization whose hold has ended."""
+        return self.status is PaymentStatus.AUTHORIZED and now_us >= self.expires_at_us
 
     def _state_error(self, action: str) -> FailedPrecondition:
         return FailedPrecondition(f"cannot {action} a payment that is {self.status.lower()}")
@@ -151,6 +167,8 @@ class Payment:
             return self
         if self.status is not PaymentStatus.AUTHORIZED:
             raise self._state_error("capture")
+        if self.expired(now_us):
+            raise AuthorizationExpired()
         return dataclasses.replace(
             self,
             status=PaymentStatus.CAPTURED,

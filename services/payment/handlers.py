@@ -4,7 +4,8 @@ Every state change and its event (to the ``payment`` stream) commit in one trans
 The processor is called outside any transaction, bounded by ``processor_timeout``; when
 the caller gives up first (its deadline fires, or it cancels), the attempt is still recorded
 FAILED, so a replay with the same idempotency key answers at once and nothing is ever left
-half-authorized.
+half-authorized. An authorization holds its amount for ``hold_seconds``; ``expire_due``
+(the sweeper's pass) voids those whose hold ended, and capturing one is refused.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Callable
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.payment import messages
 from services.payment.domain import (
+    EXPIRED_REASON,
     PROCESSOR_FAILED,
+    AuthorizationExpired,
     AuthorizePayment,
     CapturePayment,
     GetPayment,
@@ -32,6 +36,7 @@ from services.payment.domain import (
 from services.payment.processor import Processor
 from services.payment.repository import PaymentRepository
 from services.platform import auth, outbox
+from services.platform.clock import now_us as _now_us
 from services.platform.db import Database
 from services.platform.errors import AlreadyExists, Conflict, NotFound
 
@@ -40,10 +45,8 @@ log = logging.getLogger("emporium.payment")
 STREAM = "payment"
 #: The only service that may move money.
 ORDER_SERVICE = "order"
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
+#: How long an authorization holds its amount unless configured otherwise: 7 days.
+DEFAULT_HOLD_SECONDS = 7 * 24 * 3600.0
 
 
 def _replay(command: AuthorizePayment, earlier: Payment) -> Payment:
@@ -68,12 +71,14 @@ class Payments:
         processor: Processor,
         *,
         processor_timeout: float = 5.0,
+        hold_seconds: float = DEFAULT_HOLD_SECONDS,
         now_us: Callable[[], int] = _now_us,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._db = db
         self._processor = processor
         self._processor_timeout = processor_timeout
+        self._hold_us = int(hold_seconds * 1_000_000)
         self._now_us = now_us
         self._new_id = new_id
         self._recording: set[asyncio.Future[Payment]] = set()
@@ -122,6 +127,7 @@ class Payments:
             refunded_minor=0,
             created_at_us=now,
             updated_at_us=now,
+            expires_at_us=now + self._hold_us,
         )
         async with self._db.transaction() as session:
             repository = PaymentRepository(session)
@@ -144,12 +150,37 @@ class Payments:
         async with self._db.transaction() as session:
             repository = PaymentRepository(session)
             payment = await _load(repository, command.payment_id)
-            captured = payment.capture(self._now_us())
-            if captured is payment:
-                return payment
-            await repository.save(captured)
-            await outbox.record(session, STREAM, messages.captured(captured), captured.payment_id)
+            now = self._now_us()
+            if payment.expired(now):
+                # Release the hold now rather than at the next sweep, then refuse.
+                await self._void(session, payment.void(now), EXPIRED_REASON)
+                captured = None
+            else:
+                captured = payment.capture(now)
+                if captured is payment:
+                    return payment
+                await repository.save(captured)
+                event = messages.captured(captured)
+                await outbox.record(session, STREAM, event, captured.payment_id)
+        if captured is None:
+            raise AuthorizationExpired()
         return captured
+
+    async def expire_due(self, limit: int) -> int:
+        """Voids up to ``limit`` authorizations whose hold ended; how many were due."""
+        async with self._db.transaction() as session:
+            now = self._now_us()
+            due = await PaymentRepository(session).expired_authorizations(now, limit)
+            for payment in due:
+                await self._void(session, payment.void(now), EXPIRED_REASON)
+        if due:
+            log.info("voided expired authorizations", extra={"count": len(due)})
+        return len(due)
+
+    @staticmethod
+    async def _void(session: AsyncSession, voided: Payment, reason: str) -> None:
+        await PaymentRepository(session).save(voided)
+        await outbox.record(session, STREAM, messages.voided(voided, reason), voided.payment_id)
 
     async def void(self, command: VoidAuthorization) -> Payment:
         auth.require_service(ORDER_SERVICE)
@@ -160,9 +191,7 @@ class Payments:
             voided = payment.void(self._now_us())
             if voided is payment:
                 return payment
-            await repository.save(voided)
-            event = messages.voided(voided, command.reason)
-            await outbox.record(session, STREAM, event, voided.payment_id)
+            await self._void(session, voided, command.reason)
         return voided
 
     async def refund(self, command: RefundPayment) -> Payment:

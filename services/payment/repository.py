@@ -41,8 +41,10 @@ payments = Table(
     Column("refunded_minor", BigInteger, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
     Column("updated_at_us", BigInteger, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
     UniqueConstraint("idempotency_key", name="uq_payments_idempotency_key"),
     Index("ix_payments_order_id", "order_id"),
+    Index("ix_payments_status_expires_at_us", "status", "expires_at_us"),
 )
 
 refunds = Table(
@@ -74,6 +76,7 @@ def _payment(row: Any) -> Payment:
         refunded_minor=m["refunded_minor"],
         created_at_us=m["created_at_us"],
         updated_at_us=m["updated_at_us"],
+        expires_at_us=m["expires_at_us"],
     )
 
 
@@ -132,12 +135,31 @@ class PaymentRepository:
                         currency=payment.amount.currency,
                         card_last4=payment.card_last4,
                         created_at_us=payment.created_at_us,
+                        expires_at_us=payment.expires_at_us,
                         **_state(payment),
                     )
                 )
         except IntegrityError:
             return False
         return True
+
+    async def expired_authorizations(self, now_us: int, limit: int) -> list[Payment]:
+        """Up to ``limit`` authorizations whose hold ended, locked for this transaction.
+
+        PostgreSQL skips rows another transaction holds (a capture deciding right now);
+        SQLite's writer transaction already excludes everyone else.
+        """
+        query = (
+            select(payments)
+            .where(
+                (payments.c.status == PaymentStatus.AUTHORIZED.value)
+                & (payments.c.expires_at_us <= now_us)
+            )
+            .order_by(payments.c.expires_at_us)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_payment(row) for row in await self._session.execute(query)]
 
     async def save(self, payment: Payment) -> None:
         await self._session.execute(

@@ -24,7 +24,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
-from services.platform.metrics import Metrics
+from services.platform.metrics import Metrics, OldestAge
 from services.platform.outbox import Envelope
 
 #: The fields of a stream entry, in envelope order.
@@ -33,6 +33,10 @@ FIELDS = ("event_id", "event_type", "aggregate_id", "occurred_at_us", "tracepare
 # Longer than any consumer's BLOCK, so a blocking read is never cut short by the socket.
 _SOCKET_TIMEOUT = 15.0
 MAX_BLOCK_MS = 10_000
+
+
+#: Redis before 7 has no XINFO lag; it is counted up to this many entries.
+_LAG_COUNT_LIMIT = 10_000
 
 
 def stream_name(context: str) -> str:
@@ -275,13 +279,27 @@ class GroupMember:
                     await self.redis.xgroup_delconsumer(stream, self.group, name)
 
     async def backlog(self, stream: str) -> tuple[int, int | None]:
-        """(pending entries, entries not yet delivered — ``None`` before Redis 7)."""
+        """(pending entries, entries not yet delivered to the group).
+
+        Redis 7 reports the lag in XINFO GROUPS; before 7 it is counted past the group's
+        last-delivered id, up to ``_LAG_COUNT_LIMIT``.
+        """
         pending = int((await self.redis.xpending(stream, self.group))["pending"])
         for info in await self.redis.xinfo_groups(stream):
             if _text(info["name"]) == self.group:
                 lag = info.get("lag")
-                return pending, None if lag is None else int(lag)
+                if lag is not None:
+                    return pending, int(lag)
+                if "entries-read" in info:  # Redis 7 with an unknown lag (after XDEL)
+                    return pending, None
+                after = "(" + _text(info["last-delivered-id"])
+                undelivered = await self.redis.xrange(stream, after, "+", _LAG_COUNT_LIMIT)
+                return pending, len(undelivered)
         return pending, None
+
+    async def dead_letters_waiting(self) -> int:
+        """Entries on the group's dead-letter stream."""
+        return int(await self.redis.xlen(dead_letter_stream(self.group)))
 
 
 async def replay_dead_letters(bus: Bus, group: str, *, limit: int = 100) -> int:
@@ -337,6 +355,11 @@ class BusMetrics:
             "Outbox rows committed but not yet published.",
             registry=registry,
         )
+        self.outbox_oldest = OldestAge(
+            registry,
+            "emporium_outbox_oldest_unpublished_seconds",
+            "Age of the oldest outbox row not yet published (0 when none waits).",
+        )
         self.published = Counter(
             "emporium_events_published_total",
             "Events the outbox relay published, by stream.",
@@ -360,6 +383,12 @@ class BusMetrics:
             "emporium_dead_letters_total",
             "Entries moved to a dead-letter stream, by group and type.",
             ["group", "event_type"],
+            registry=registry,
+        )
+        self.dead_letters_waiting = Gauge(
+            "emporium_dead_letters_waiting",
+            "Entries on a group's dead-letter stream, not yet replayed (XLEN).",
+            ["group"],
             registry=registry,
         )
         self.pending = Gauge(

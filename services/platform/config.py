@@ -51,11 +51,15 @@ class Settings:
     targets: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
-    def seconds(self, name: str, default: float) -> float:
-        """A duration from an ``EMPORIUM_*`` variable: a number of seconds in (0, 3600]."""
+    def seconds(self, name: str, default: float, *, maximum: float = 3600) -> float:
+        """A duration from an ``EMPORIUM_*`` variable: a number of seconds in (0, maximum].
+
+        The bound catches a value given in the wrong unit (milliseconds, say); durations
+        that are meant to be long (a payment hold lasts days) pass a larger ``maximum``.
+        """
         value = _float(self.extra, name, default)
-        if not 0 < value <= 3600:
-            raise ConfigError(f"{name} must be in (0, 3600], got {self.extra.get(name)!r}")
+        if not 0 < value <= maximum:
+            raise ConfigError(f"{name} must be in (0, {maximum:g}], got {self.extra.get(name)!r}")
         return value
 
     def target(self, service: str) -> str:

@@ -467,3 +467,5 @@ class Consumer:
             self._metrics.pending.labels(self.group, stream).set(pending)
             if lag is not None:
                 self._metrics.lag.labels(self.group, stream).set(lag)
+        waiting = await self._member.dead_letters_waiting()
+        self._metrics.dead_letters_waiting.labels(self.group).set(waiting)

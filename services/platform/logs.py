@@ -9,6 +9,19 @@ import time
 from typing import Any
 
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
+_handler: logging.StreamHandler[Any] | None = None
+_service = ""
+_second = -1
+_second_text = ""
+
+
+def _timestamp(created: float) -> str:
+    """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
+    global _second, _second_text
+    whole = int(created)
+    if whole != _second:
+        _second, _second_text = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second_text}.{int((created - whole) * 1000):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,8 +33,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "service": self._service,
             "logger": record.name,
@@ -37,8 +49,45 @@ class JsonFormatter(logging.Formatter):
 
 def configure(service: str, level: str = "INFO") -> None:
     """Send every log record of the process to stdout as JSON."""
+    global _handler, _service
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    _handler, _service = handler, service
+
+
+def fast_line(logger: logging.Logger, level: int, msg: str, fields: dict[str, Any]) -> None:
+    """Logs ``msg`` with ``fields`` as :class:`JsonFormatter` would, without a LogRecord.
+
+    For per-request lines (the access log): building a LogRecord and formatting it costs
+    several times the write. Falls back to the logging machinery when the process's JSON
+    handler is not the root's (tests capturing logs, another configuration).
+    """
+    if not logger.isEnabledFor(level):
+        return
+    handler = _handler
+    if handler is None or logging.getLogger().handlers != [handler] or logger.handlers:
+        logger.log(level, msg, extra=fields)
+        return
+    entry = {
+        "ts": _timestamp(time.time()),
+        "level": logging.getLevelName(level).lower(),
+        "service": _service,
+        "logger": logger.name,
+        "msg": msg,
+        **fields,
+    }
+    line = json.dumps(entry, default=str) + "\n"
+    handler.acquire()
+    try:
+        handler.stream.write(line)
+        handler.stream.flush()
+    except (OSError, ValueError):
+        pass  # stdout closed (the launcher went away): logging must never fail a request
+    finally:
+        handler.release()
+
+
+__all__ = ["JsonFormatter", "configure", "fast_line"]

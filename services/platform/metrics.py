@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -9,6 +14,10 @@ from prometheus_client import (
     Histogram,
     start_http_server,
 )
+
+from services.platform.clock import now_us
+
+log = logging.getLogger("emporium.metrics")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -43,3 +52,56 @@ class Metrics:
         """Serve ``/metrics`` over HTTP; returns the port actually bound."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return int(server.server_address[1])
+
+
+class OldestAge:
+    """A gauge of how long the oldest waiting item has waited, in seconds.
+
+    The owner records the oldest item's start (microseconds since the epoch, or ``None``
+    when nothing waits) whenever it samples its store; the age itself is computed at scrape
+    time, so it keeps growing between samples while the item still waits.
+    """
+
+    def __init__(self, registry: CollectorRegistry, name: str, documentation: str) -> None:
+        self._oldest_us: int | None = None
+        self._gauge = Gauge(name, documentation, registry=registry)
+        self._gauge.set_function(self.seconds)
+
+    def track(self, oldest_us: int | None) -> None:
+        self._oldest_us = oldest_us
+
+    def seconds(self) -> float:
+        if self._oldest_us is None:
+            return 0.0
+        return max(0.0, (now_us() - self._oldest_us) / 1_000_000)
+
+
+class Sampler:
+    """Runs ``probe`` (which sets gauges from a store) every ``interval`` seconds.
+
+    ``start`` and ``stop`` fit a service's ``on_start``/``on_stop`` hooks. A failing probe
+    leaves the gauges as they were and is tried again at the next interval.
+    """
+
+    def __init__(self, probe: Callable[[], Awaitable[None]], interval: float = 2.0) -> None:
+        self._probe = probe
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="metrics-sampler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._probe()
+            except Exception:
+                log.debug("a metrics probe failed", exc_info=True)
+            await asyncio.sleep(self._interval)

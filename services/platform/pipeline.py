@@ -12,13 +12,14 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from grpc import aio
 
-from services.platform import auth, deadlines, errors, status
+from services.platform import auth, deadlines, errors, status, telemetry
 
 log = logging.getLogger("emporium.rpc")
 
@@ -114,8 +115,9 @@ Streaming = Callable[[Any, aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 class Pipeline(aio.ServerInterceptor):
     """Runs ``middlewares`` in order around every handler (unary and streaming)."""
 
-    def __init__(self, middlewares: Sequence[Middleware]) -> None:
+    def __init__(self, middlewares: Sequence[Middleware], *, tracing: bool = True) -> None:
         self.middlewares = list(middlewares)
+        self.tracing = tracing
         self.starters = [m for m in self.middlewares if type(m).on_start is not Middleware.on_start]
         self.enders = [
             m for m in reversed(self.middlewares) if type(m).on_end is not Middleware.on_end
@@ -159,16 +161,24 @@ class Pipeline(aio.ServerInterceptor):
             self._streaming(method, handler.stream_stream), **kwargs
         )
 
+    def _span(self, run: _Run) -> AbstractContextManager[Any]:
+        """The call's trace span (current while it runs), or nothing if tracing is off."""
+        if not self.tracing:
+            return nullcontext()
+        return telemetry.server_span(run.call.method, run.call.metadata.get("traceparent"))
+
     def _unary(self, method: str, inner: Unary) -> Unary:
         async def behavior(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             run = _Run(self, CallInfo(method, _metadata(context)))
-            try:
-                await run.start(context)
-                return await inner(request, context)
-            except BaseException as exc:
-                await run.fail(exc, context)
-            finally:
-                run.end(context)
+            with self._span(run) as span:
+                try:
+                    await run.start(context)
+                    return await inner(request, context)
+                except BaseException as exc:
+                    await run.fail(exc, context)
+                finally:
+                    run.end(context)
+                    telemetry.end_server_span(span, run.code)
 
         return behavior
 
@@ -177,16 +187,18 @@ class Pipeline(aio.ServerInterceptor):
             request: Any, context: aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             run = _Run(self, CallInfo(method, _metadata(context)))
-            try:
-                await run.start(context)
-                async for response in inner(request, context):
-                    yield response
-            except BaseException as exc:
-                if isinstance(exc, GeneratorExit):
-                    run.code = grpc.StatusCode.CANCELLED
-                    raise
-                await run.fail(exc, context)
-            finally:
-                run.end(context)
+            with self._span(run) as span:
+                try:
+                    await run.start(context)
+                    async for response in inner(request, context):
+                        yield response
+                except BaseException as exc:
+                    if isinstance(exc, GeneratorExit):
+                        run.code = grpc.StatusCode.CANCELLED
+                        raise
+                    await run.fail(exc, context)
+                finally:
+                    run.end(context)
+                    telemetry.end_server_span(span, run.code)
 
         return behavior

@@ -168,15 +168,17 @@ class OutboxRelay:
         self._backlog_at = time.monotonic()
         try:
             async with self._db.transaction() as session:
-                count = await session.scalar(
-                    sa.select(sa.func.count())
+                result = await session.execute(
+                    sa.select(sa.func.count(), sa.func.min(outbox.c.occurred_at_us))
                     .select_from(outbox)
                     .where(outbox.c.published_at_us.is_(None))
                 )
+                count, oldest_us = result.one()
         except Exception:
             log.debug("cannot count the outbox backlog", exc_info=True)
             return
         self._metrics.outbox_backlog.set(count or 0)
+        self._metrics.outbox_oldest.track(None if oldest_us is None else int(oldest_us))
 
     async def _purge(self) -> None:
         if self._retention is None or time.monotonic() - self._purged_at < _PURGE_INTERVAL_SECONDS:

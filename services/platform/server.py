@@ -14,7 +14,6 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.platform import telemetry
 from services.platform.pipeline import Middleware, Pipeline
 
 log = logging.getLogger("emporium.server")
@@ -54,10 +53,8 @@ class ServiceHost:
         self.definition = definition
         self.address = address
         self.health = health.aio.HealthServicer()
-        interceptors: list[Any] = [telemetry.server_interceptor()] if definition.tracing else []
-        interceptors.append(Pipeline(definition.middlewares))
         self.server = aio.server(
-            interceptors=interceptors,
+            interceptors=[Pipeline(definition.middlewares, tracing=definition.tracing)],
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),

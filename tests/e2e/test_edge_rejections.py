@@ -18,7 +18,7 @@ from grpc import aio
 
 from services.identity.tokens import SigningKey
 from tests.conftest import Tokens
-from tests.e2e.edge_support import EdgeMesh, Response, edge_mesh, request, requires_order
+from tests.e2e.edge_support import EdgeMesh, Response, edge_mesh, request
 from tests.support.tokens import bad_tokens, bearer
 
 pytestmark = pytest.mark.slow
@@ -94,7 +94,6 @@ def test_a_valid_token_passes_the_edge_and_reaches_the_service(
     assert response.header("x-envoy-upstream-service-time") is not None
 
 
-@requires_order
 def test_user_a_reading_user_bs_order_gets_404(
     mesh: EdgeMesh, tokens: Tokens, product_id: str
 ) -> None:
@@ -141,7 +140,6 @@ def test_service_only_methods_are_not_reachable_through_the_edge(
     assert_status(response, 404, 5)
 
 
-@requires_order
 def test_a_negative_quantity_is_400_naming_the_field(
     mesh: EdgeMesh, tokens: Tokens, product_id: str
 ) -> None:

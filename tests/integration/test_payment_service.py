@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import time
 import uuid
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.payment import main as payment_main
 from services.payment import processor as cards
 from services.platform.bus import Bus, decode, stream_name
+from services.platform.config import ConfigError
 from services.platform.embedded_redis import EmbeddedRedis
 from services.platform.status import field_violations
 from tests.conftest import Tokens
@@ -148,9 +150,9 @@ class Payments:
             await engine.dispose()
 
 
-@pytest.fixture
-async def payments(
-    backend: str, tmp: Path, identity_server: servers.Running, tokens: Tokens
+@contextlib.asynccontextmanager
+async def serve_payments(
+    backend: str, tmp: Path, identity_server: servers.Running, tokens: Tokens, **env: str
 ) -> AsyncIterator[Payments]:
     async with fresh_database(backend, tmp, "payment") as url:
         settings = servers.settings_for(
@@ -159,6 +161,7 @@ async def payments(
             IDENTITY_TARGET=identity_server.target,
             EMPORIUM_PAYMENT_PROCESSOR_TIMEOUT_SECONDS=str(PROCESSOR_TIMEOUT),
             EMPORIUM_PAYMENT_SLOW_CARD_SECONDS="5",
+            **env,
         )
         async with servers.serve(payment_main.build, settings) as running:
             yield Payments(
@@ -168,6 +171,14 @@ async def payments(
                 admin=bearer(tokens.admin),
                 user=bearer(tokens.user("user-1")),
             )
+
+
+@pytest.fixture
+async def payments(
+    backend: str, tmp: Path, identity_server: servers.Running, tokens: Tokens
+) -> AsyncIterator[Payments]:
+    async with serve_payments(backend, tmp, identity_server, tokens) as running:
+        yield running
 
 
 async def _code_of(call: object) -> grpc.StatusCode:
@@ -515,6 +526,80 @@ async def test_an_unknown_payment_is_not_found(payments: Payments) -> None:
     ]
     for call in calls:
         assert await _code_of(call) == grpc.StatusCode.NOT_FOUND
+
+
+# -- Authorizations expire --------------------------------------------------------------------
+
+#: A hold short enough for a test to outlive it.
+SHORT_HOLD = 0.5
+
+
+async def _outlive_hold(payment: pb.Payment) -> None:
+    """Waits until ``payment``'s hold (SHORT_HOLD from its creation) has ended."""
+    ends = payment.create_time.ToMicroseconds() / 1e6 + SHORT_HOLD
+    await asyncio.sleep(max(0.0, ends - time.time()) + 0.05)
+
+
+async def test_capturing_an_expired_authorization_is_refused_and_releases_the_hold(
+    backend: str, tmp: Path, identity_server: servers.Running, tokens: Tokens
+) -> None:
+    env = {
+        "EMPORIUM_PAYMENT_AUTHORIZATION_HOLD_SECONDS": str(SHORT_HOLD),
+        "EMPORIUM_PAYMENT_SWEEP_INTERVAL_SECONDS": "3600",  # only the capture sees it
+    }
+    async with serve_payments(backend, tmp, identity_server, tokens, **env) as payments:
+        expiring = await payments.authorized()
+        await _outlive_hold(expiring)
+        refused = payments.stub.CapturePayment(
+            pb.CapturePaymentRequest(payment_id=expiring.payment_id), metadata=payments.order
+        )
+        assert await _code_of(refused) == grpc.StatusCode.FAILED_PRECONDITION
+        after = await payments.get(expiring.payment_id)
+        assert after.status == VOIDED
+        assert after.captured_amount.amount_minor == 0
+        voided = (await payments.events(expiring.payment_id))[-1]
+        assert isinstance(voided, events.PaymentVoided)
+        assert voided.reason == "authorization expired"
+        again = payments.stub.CapturePayment(
+            pb.CapturePaymentRequest(payment_id=expiring.payment_id), metadata=payments.order
+        )
+        assert await _code_of(again) == grpc.StatusCode.FAILED_PRECONDITION
+        assert len(await payments.events(expiring.payment_id)) == 2  # voided once
+
+
+async def test_the_sweep_voids_authorizations_whose_hold_ended(
+    backend: str, tmp: Path, identity_server: servers.Running, tokens: Tokens
+) -> None:
+    env = {
+        "EMPORIUM_PAYMENT_AUTHORIZATION_HOLD_SECONDS": str(SHORT_HOLD),
+        "EMPORIUM_PAYMENT_SWEEP_INTERVAL_SECONDS": "0.1",
+    }
+    async with serve_payments(backend, tmp, identity_server, tokens, **env) as payments:
+        held = [await payments.authorized() for _ in range(3)]
+        declined = await payments.authorize(authorization(paid_with=card(cards.DECLINE)))
+        deadline = time.monotonic() + SHORT_HOLD + 5
+        statuses: list[int] = []
+        while time.monotonic() < deadline:
+            statuses = [(await payments.get(p.payment_id)).status for p in held]
+            if statuses == [VOIDED] * 3:
+                break
+            await asyncio.sleep(0.05)
+        assert statuses == [VOIDED] * 3
+        for payment in held:
+            kinds = [type(e).__name__ for e in await payments.events(payment.payment_id)]
+            assert kinds == ["PaymentAuthorized", "PaymentVoided"]  # voided once
+        assert (await payments.get(declined.payment_id)).status == DECLINED
+        # Voiding an expired (now voided) authorization again answers it unchanged.
+        assert (await payments.void(held[0].payment_id)).status == VOIDED
+
+
+async def test_a_hold_outside_its_bounds_is_a_configuration_error(
+    backend: str, tmp: Path, identity_server: servers.Running, tokens: Tokens
+) -> None:
+    env = {"EMPORIUM_PAYMENT_AUTHORIZATION_HOLD_SECONDS": str(31 * 24 * 3600)}
+    with pytest.raises(ConfigError, match="AUTHORIZATION_HOLD"):
+        async with serve_payments(backend, tmp, identity_server, tokens, **env):
+            pass
 
 
 # -- Wired to the bus --------------------------------------------------------------------------

@@ -57,3 +57,11 @@ def test_unknown_service_is_rejected() -> None:
 
 def test_data_dir_is_resolved_to_an_absolute_path() -> None:
     assert load_settings("identity", {"DATA_DIR": "rel"}).data_dir == Path("rel").resolve()
+
+
+def test_durations_are_bounded_by_an_hour_unless_the_caller_allows_more() -> None:
+    settings = load_settings("payment", {"EMPORIUM_HOLD_SECONDS": "86400"})
+    with pytest.raises(ConfigError, match=r"EMPORIUM_HOLD_SECONDS must be in \(0, 3600\]"):
+        settings.seconds("EMPORIUM_HOLD_SECONDS", 60.0)
+    assert settings.seconds("EMPORIUM_HOLD_SECONDS", 60.0, maximum=7 * 86400) == 86400
+    assert settings.seconds("EMPORIUM_OTHER_SECONDS", 60.0) == 60.0

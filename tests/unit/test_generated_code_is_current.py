@@ -87,16 +87,18 @@ def _events_module(context: str) -> ModuleType:
     return importlib.import_module(f"emporium.{context}.v1.events_pb2")
 
 
-def _tree(root: Path) -> dict[str, bytes]:
+def _tree(
+    root: Path, subs: tuple[str, ...] = ("python", "descriptor"), prefix: str = "gen/"
+) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
-    for sub in ("python", "descriptor"):
+    for sub in subs:
         base = root / sub
         if not base.exists():
             continue
         for path in base.rglob("*"):
             if path.is_dir() or "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue
-            files["gen/" + path.relative_to(root).as_posix()] = path.read_bytes()
+            files[prefix + path.relative_to(root).as_posix()] = path.read_bytes()
     return files
 
 
@@ -105,6 +107,7 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "GEN_OUT": str(out),
+        "THIRD_PARTY_OUT": str(tmp_path / "third_party"),
         "VENV": sys.prefix,
         "PYTHON": sys.executable,
     }
@@ -117,12 +120,13 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, f"scripts/generate failed:\n{result.stdout}\n{result.stderr}"
 
-    committed, fresh = _tree(GEN), _tree(out)
+    committed = {**_tree(GEN), **_tree(ROOT, ("third_party",), "")}
+    fresh = {**_tree(out), **_tree(tmp_path, ("third_party",), "")}
     differing = sorted(
         name for name in committed.keys() | fresh.keys() if committed.get(name) != fresh.get(name)
     )
     assert not differing, (
-        "gen/ is stale; run scripts/generate and commit. Differing files "
+        "gen/ or third_party/ is stale; run scripts/generate and commit. Differing files "
         "(missing on one side or different bytes):\n  " + "\n  ".join(differing)
     )
 

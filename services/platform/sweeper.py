@@ -1,4 +1,4 @@
-"""The background task that returns the stock of expired reservations."""
+"""A background task that ends what expired: reservations (inventory), holds (payment)."""
 
 from __future__ import annotations
 
@@ -7,29 +7,32 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-log = logging.getLogger("emporium.inventory.sweeper")
+log = logging.getLogger("emporium.sweeper")
 
-#: Reservations expired per pass; a full pass is followed by another one at once.
+#: Items expired per pass; a full pass is followed by another one at once.
 BATCH = 100
 
 
 class Sweeper:
     """Calls ``sweep(limit)`` every ``interval`` seconds until stopped.
 
-    ``sweep`` returns how many reservations were due; a full batch means there may be
-    more, so the next pass starts without waiting. Errors (a database restart, say) are
-    logged and the next pass tries again.
+    ``sweep`` returns how many items were due; a full batch means there may be more, so
+    the next pass starts without waiting. Errors (a database restart, say) are logged and
+    the next pass tries again. ``name`` names the task and the log lines.
     """
 
-    def __init__(self, sweep: Callable[[int], Awaitable[int]], interval: float) -> None:
+    def __init__(
+        self, sweep: Callable[[int], Awaitable[int]], interval: float, name: str = "sweeper"
+    ) -> None:
         self._sweep = sweep
         self._interval = interval
+        self._name = name
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="inventory-sweeper")
+        self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Lets the current pass finish (up to ``grace`` seconds), then ends the task."""
@@ -50,7 +53,7 @@ class Sweeper:
             try:
                 due = await self._sweep(BATCH)
             except Exception:
-                log.exception("sweeping expired reservations failed")
+                log.exception("sweep failed", extra={"sweeper": self._name})
             if due >= BATCH:
                 continue
             with contextlib.suppress(TimeoutError):

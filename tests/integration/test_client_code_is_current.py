@@ -29,8 +29,11 @@ def _require_plugins() -> None:
     for plugin in ("protoc-gen-go", "protoc-gen-go-grpc"):
         if shutil.which(plugin) is None:
             pytest.skip(f"{plugin} not found: install the Debian package {plugin}")
-    if not (NODE_BIN / "protoc-gen-es").exists():
-        pytest.skip("protoc-gen-es not found: run `npm ci --prefix clients` (needs node and npm)")
+    if shutil.which("node") is None:
+        pytest.skip("node not found: install Node.js 20 (Debian package nodejs) and npm")
+    assert (NODE_BIN / "protoc-gen-es").exists(), (
+        "protoc-gen-es is missing: scripts/test installs clients/node_modules (npm ci)"
+    )
 
 
 def _tree(gen: Path) -> dict[str, bytes]:
@@ -96,8 +99,9 @@ def test_the_clients_and_the_generated_typescript_type_check() -> None:
     if node is None:
         pytest.skip("node not found: install Node.js 20 (Debian package nodejs) and npm")
     tsc = CLIENTS / "node_modules" / "typescript" / "bin" / "tsc"
-    if not tsc.exists():
-        pytest.skip("clients/node_modules is missing: run `npm ci --prefix clients`")
+    assert tsc.exists(), (
+        "clients/node_modules is missing: scripts/test installs it (npm ci --prefix clients)"
+    )
     result = subprocess.run(
         [node, str(tsc), "--noEmit", "-p", "tsconfig.json", "--listFilesOnly"],
         cwd=CLIENTS,
