@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.fault import invariants
-from tests.support.cluster import Fleet, add_replicas
+from tests.support.cluster import Fleet, add_replicas, read_rows
 from tests.support.databases import fresh_database
 from tests.support.mesh import Mesh, Shop, running_mesh
 from tests.support.workload import Books, Placement
@@ -39,6 +39,7 @@ LEASE_SECONDS = 5.0
 BUDGET_SECONDS = 30.0
 #: The whole mesh may need this long to notice and finish (two shared cores, slack included).
 SETTLE_SECONDS = LEASE_SECONDS + BUDGET_SECONDS + 25.0
+REASONS = "SELECT order_id, reason FROM order_views"
 ENV = {
     "EMPORIUM_SAGA_LEASE_SECONDS": str(LEASE_SECONDS),
     "EMPORIUM_SAGA_RETRY_BUDGET_SECONDS": str(BUDGET_SECONDS),
@@ -51,7 +52,10 @@ class Replicated:
     orders: list[str]  # the order processes' names
 
 
-@pytest.fixture(params=[("sqlite", 1)], ids=["sqlite-1"])
+@pytest.fixture(
+    params=[("sqlite", 1), ("sqlite", 2), ("postgres", 3)],
+    ids=["sqlite-1", "sqlite-2", "postgres-3"],
+)
 async def replicated(request: pytest.FixtureRequest, tmp: Path) -> AsyncIterator[Replicated]:
     backend, count = request.param
     async with fresh_database(backend, tmp, "order") as url:
@@ -142,6 +146,11 @@ async def test_replicas_under_kills_stops_and_a_frozen_payment_keep_money_and_st
         seen = await invariants.settle(mesh, order_ids, SETTLE_SECONDS)
         took = time.monotonic() - calm
         print(f"faults: {monkey.log}; ended after {took:.1f}s: {Counter(seen.values())}")
+        reasons = dict(await read_rows(invariants.url(mesh, "order"), REASONS))
+        print(
+            "rejected:",
+            Counter(reasons[o].split(":")[0] for o, s in seen.items() if s == "REJECTED"),
+        )
         late = {o: s for o, s in seen.items() if s not in invariants.FINAL}
         assert not late, (
             f"seed {seed}: {len(late)} orders not ended {took:.0f}s after the chaos; "

@@ -27,7 +27,12 @@ from services.platform.config import DEFAULT_PORTS
 from tests.support.mesh import ADDRESS, Mesh, Product, card
 
 #: Errors that mean "this replica cannot answer now": the caller tries another one.
-_ELSEWHERE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+#: CANCELLED is what a call in flight gets from a process that is shutting down.
+ELSEWHERE = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+)
 
 
 def add_replicas(mesh: Mesh, service: str, count: int) -> list[str]:
@@ -75,7 +80,7 @@ class Fleet:
                     request, metadata=metadata, timeout=timeout
                 )
             except grpc.aio.AioRpcError as exc:
-                if exc.code() not in _ELSEWHERE:
+                if exc.code() not in ELSEWHERE:
                     raise
                 last = exc
         assert last is not None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from tests.support.cluster import Fleet
+from tests.support.cluster import ELSEWHERE, Fleet
 from tests.support.mesh import Product
 
 #: docs/payments.md's sandbox cards, by what the processor does with them.
@@ -70,10 +70,7 @@ class Placement:
     #: order id → the customer's metadata (to read it back)
     owners: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     #: Answers after which PlaceOrder is sent again with the same key (a replay is safe).
-    retry_on: tuple[grpc.StatusCode, ...] = (
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-    )
+    retry_on: tuple[grpc.StatusCode, ...] = ELSEWHERE
 
     async def place(self, lines: list[tuple[Product, int]], number: str) -> str:
         """Places one order; while no replica answers, retries with the same key (≤ 60 s)."""
