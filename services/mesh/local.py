@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.edge.spec import Endpoint
-from services.mesh import edge, storefront
+from services.mesh import edge, observe, storefront
 from services.mesh.environment import SERVICE_ACCOUNTS, Credentials, MeshEnvironment
 from services.mesh.health import wait_serving
 from services.mesh.processes import ProcessGroup
@@ -67,6 +67,7 @@ class Options:
     timeout: float = 60.0
     edge: bool = True
     canary: bool = False
+    observe: bool = False
 
 
 class LocalMesh:
@@ -87,6 +88,8 @@ class LocalMesh:
         self.redis: EmbeddedRedis | None = None
         self.environment: MeshEnvironment | None = None
         self.edge_url: str | None = None
+        self.edge_admin: tuple[str, int] | None = None
+        self.prometheus_url: str | None = None
         self.started = time.monotonic()
 
     def start_redis(self) -> str:
@@ -176,8 +179,20 @@ class LocalMesh:
             print(str(exc), file=sys.stderr)
             return False
         self.edge_url = f"http://127.0.0.1:{spec.listen_port}"
+        self.edge_admin = (spec.admin_address, spec.admin_port)
         if canary is not None:
             self.targets = {**self.targets, "order-v2": canary}
+        return True
+
+    async def start_prometheus(self) -> bool:
+        """``--observe``: Prometheus scraping every service and the edge (services.mesh.observe)."""
+        try:
+            self.prometheus_url = await observe.observe_local(
+                self.group, self.metrics, self.edge_admin, self.data_dir, self.options.port_offset
+            )
+        except RuntimeError as exc:
+            print(str(exc), file=sys.stderr)
+            return False
         return True
 
     def banner(self) -> str:
@@ -191,6 +206,10 @@ class LocalMesh:
         if edge_url is not None:
             lines.append(f"  {'edge':<12} {edge_url} (REST/JSON, gRPC-Web, gRPC; docs/edge.md)")
             lines.append(f"  {'storefront':<12} {edge_url}/  (open it in a browser)")
+        if self.prometheus_url is not None:
+            lines.append(
+                f"  {'prometheus':<12} {self.prometheus_url}/alerts  (docs/observability.md)"
+            )
         lines += [
             "",
             f"  demo user    {DEMO_USER[0]} / {DEMO_USER[1]}",

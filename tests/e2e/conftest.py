@@ -44,7 +44,10 @@ class Mesh:
         return f"http://127.0.0.1:{metrics_port + self.offset}/metrics"
 
 
-def start(data_dir: Path, offset: int = PORT_OFFSET, grpc_offset: int | None = None) -> Mesh:
+def start(
+    data_dir: Path, offset: int = PORT_OFFSET, grpc_offset: int | None = None, *extra: str
+) -> Mesh:
+    """Runs ``scripts/up`` (with ``extra`` arguments) until it reports every service healthy."""
     offset += ports_shift()  # EMPORIUM_TEST_PORT_SHIFT: two test runs side by side
     if grpc_offset is None:
         grpc_offset = offset + GRPC_PORT_SHIFT
@@ -60,6 +63,7 @@ def start(data_dir: Path, offset: int = PORT_OFFSET, grpc_offset: int | None = N
             str(offset),
             "--grpc-port-offset",
             str(grpc_offset),
+            *extra,
         ],
         cwd=ROOT,
         env=env,
