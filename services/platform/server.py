@@ -58,6 +58,11 @@ class ServiceHost:
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+                # Envoy forwards a transcoded REST call's URL in x-envoy-original-path; the
+                # edge accepts 60 KiB of headers, so a long (even a crafted) query must not
+                # exceed gRPC's 8 KiB default here and turn a 400 into RESOURCE_EXHAUSTED.
+                ("grpc.max_metadata_size", 64 * 1024),
+                ("grpc.absolute_max_metadata_size", 64 * 1024),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ],
