@@ -45,7 +45,7 @@ class OutboxRelay:
         db: Database,
         bus: Bus,
         *,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         idle_poll: float = 1.0,
         metrics: Metrics | None = None,
         retention: float | None = 7 * 24 * 3600.0,
