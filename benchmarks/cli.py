@@ -125,15 +125,19 @@ async def _mesh_sections(
     everywhere = tuple(available_cpus())
     try:
         async with contextlib.AsyncExitStack() as stack:
-            edges = {}
-            for name, size in (("cached", None), ("uncached", 0)):
-                changes = {} if size is None else {"jwt_cache_size": size}
-                targets = {n: mesh.target(n) for n in SERVICES}
-                edges[name] = await stack.enter_async_context(
-                    edge_cost.running_edge(
-                        mesh.group, targets, work / f"edge-{name}", everywhere, changes
+            targets = {n: mesh.target(n) for n in SERVICES}
+            kinds = {"cached": {}, "uncached": {"jwt_cache_size": 0}}
+            started = await asyncio.gather(
+                *(
+                    stack.enter_async_context(
+                        edge_cost.running_edge(
+                            mesh.group, targets, work / f"edge-{name}", everywhere, changes
+                        )
                     )
+                    for name, changes in kinds.items()
                 )
+            )
+            edges = dict(zip(kinds, started, strict=True))
             if "p4" in wanted:
                 results.p4 = await rest_read.run(
                     plan, mesh, edges, the_peer, layout, work / "p4", log, profile
