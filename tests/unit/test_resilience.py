@@ -18,6 +18,7 @@ from services.platform.resilience import (
     Bulkhead,
     CircuitBreaker,
     guard,
+    retry_after,
 )
 
 OK = grpc.StatusCode.OK
@@ -124,6 +125,20 @@ def test_an_open_breaker_half_opens_after_the_reset_timeout_and_lets_one_probe_t
     assert probe.probe
     assert subject.state is BreakerState.HALF_OPEN
     assert subject.acquire() is None  # only one probe at a time
+
+
+def test_the_breaker_tells_refused_callers_how_long_until_its_probe() -> None:
+    clock = FakeClock()
+    subject = breaker(clock)
+    assert subject.retry_after() == 0
+    for _ in range(3):
+        call(subject, UNAVAILABLE)
+    assert subject.retry_after() == 10
+    clock.advance(7.5)
+    assert subject.retry_after() == 2.5
+    clock.advance(2.5)
+    assert subject.acquire() is not None  # the probe is out: others wait a short while
+    assert 0 < subject.retry_after() <= 1
 
 
 def test_a_successful_probe_closes_the_breaker() -> None:
@@ -335,6 +350,24 @@ async def test_the_breaker_opens_on_failures_and_then_fails_fast_without_calling
         "emporium_circuit_breaker_transitions_total", from_state="half_open", to_state="closed"
     )
     assert opened == closed == 1
+
+
+async def test_a_call_refused_by_the_open_breaker_carries_its_retry_after(
+    client: Client,
+) -> None:
+    client.flaky.code = UNAVAILABLE
+    for _ in range(3):
+        await client.unary()
+    client.clock.advance(4)
+    with pytest.raises(aio.AioRpcError) as refused:
+        await client.channel.unary_unary(UNARY)(b"x")
+    assert refused.value.code() == UNAVAILABLE
+    assert retry_after(refused.value) == 6
+    client.flaky.code = grpc.StatusCode.INTERNAL
+    client.clock.advance(6)
+    with pytest.raises(aio.AioRpcError) as failed:  # the probe reaches the server
+        await client.channel.unary_unary(UNARY)(b"x")
+    assert retry_after(failed.value) is None
 
 
 async def test_business_errors_keep_the_breaker_closed(client: Client) -> None:
