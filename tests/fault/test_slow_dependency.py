@@ -24,24 +24,12 @@ from services.platform.clients import open_channel
 from services.platform.metrics import Metrics
 from services.platform.resilience import guard
 from tests.support import servers
+from tests.support.resilience import FakeClock
 
 DEADLINE = 1.0
 LATENCY = 3.0
 THRESHOLD = 2
 RESET_TIMEOUT = 1.0
-
-
-class ManualClock:
-    """The breaker's clock: moves only when the test advances it."""
-
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FaultProxy:
@@ -178,7 +166,7 @@ async def test_a_slow_inventory_trips_the_breaker_which_recovers_when_inventory_
         BREAKER_RESET_TIMEOUT_SECONDS=str(int(RESET_TIMEOUT)),
     )
     metrics = Metrics("order")
-    clock = ManualClock(time.monotonic())  # the breaker's reset timeout passes when we say
+    clock = FakeClock(time.monotonic())  # the breaker's reset timeout passes when we say
     channel = open_channel(
         target,
         default_timeout=DEADLINE,
