@@ -1,5 +1,4 @@
-"""Order's conversions: domain ↔ protobuf for the events (events.proto) and the values
-the API shares with them (money, addresses, lines).
+"""The order's proto ↔ domain conversions: events (events.proto), money, lines, addresses.
 
 Events are stored in the order's stream and published through the outbox as the same
 proto bytes, so replay and consumers read one format.
