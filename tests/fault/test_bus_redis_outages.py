@@ -38,6 +38,10 @@ def _consumer(db: Database, bus: Bus, context: str) -> Consumer:
     )
 
 
+async def _some_consumed(db: Database, count: int) -> bool:
+    return len(await busapp.inbox_event_ids(db)) >= count
+
+
 async def _all_consumed(db: Database, count: int) -> bool:
     return await busapp.unpublished(db) == 0 and len(await busapp.inbox_event_ids(db)) == count
 
@@ -60,7 +64,8 @@ async def test_every_outbox_row_is_published_and_applied_across_a_redis_restart(
     await consumer.start()
     try:
         producing = asyncio.create_task(produce())
-        await asyncio.sleep(0.3)
+        # Crash it mid-stream: once events flow end to end, and before all are produced.
+        await busapp.eventually(lambda: _some_consumed(db, 20), timeout=10.0)
         before = own_redis.pid
         own_redis.kill()  # SIGKILL: a crash, not a clean shutdown
         await asyncio.sleep(0.5)
