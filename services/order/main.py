@@ -115,7 +115,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
     call_timeout = settings.seconds("EMPORIUM_ORDER_CALL_TIMEOUT_SECONDS", 5.0)
-    token = ServiceToken(settings, "order")
+    token = ServiceToken(settings, "order", metrics=metrics)
     catalog_channel = open_channel(
         settings.target("catalog"),
         retryable=[(CATALOG, "BatchGetProducts"), (CATALOG, "GetProduct")],
