@@ -182,7 +182,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         db,
         metrics,
         contexts=["fulfillment"],
-        handlers={
+        session_handlers={
             fulfillment_events.ShipmentDispatched.DESCRIPTOR.full_name: orders.record_shipment
         },
     )

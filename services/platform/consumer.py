@@ -37,7 +37,14 @@ from services.platform.bus import (
     decode,
     is_transient,
 )
-from services.platform.bus.applying import Applier, Handler, Outcome, Ready, key_of
+from services.platform.bus.applying import (
+    Applier,
+    Handler,
+    Outcome,
+    Ready,
+    SessionHandler,
+    key_of,
+)
 from services.platform.bus.dead_letters import aggregate_key
 from services.platform.bus.metrics import ConsumerReport
 from services.platform.bus.ordering import AggregateQueue
@@ -46,7 +53,7 @@ from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
 from services.platform.retry import Backoff, backoff_delay
 
-__all__ = ["Consumer", "Handler"]
+__all__ = ["Consumer", "Handler", "SessionHandler"]
 
 log = logging.getLogger("emporium.consumer")
 
@@ -59,7 +66,8 @@ class Consumer:
     """Reads ``streams`` as consumer ``consumer_name`` of ``group`` and applies handlers.
 
     ``handlers`` are keyed by full proto type name (``Envelope.event_type``) and run
-    inside the consumer's transaction; events of other types are acknowledged and
+    inside the consumer's transaction (``db.write()``; ``session_handlers`` instead for
+    handlers still on an SQLAlchemy session); events of other types are acknowledged and
     recorded as processed. ``after_commit`` runs after a batch's transactions commit and
     before its entries are acknowledged. The default consumer name is unique per process
     start, so a restarted process's leftovers are reclaimed like any dead consumer's.
@@ -77,7 +85,8 @@ class Consumer:
         *,
         group: str,
         streams: Sequence[str],
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler] | None = None,
+        session_handlers: Mapping[str, SessionHandler] | None = None,
         consumer_name: str | None = None,
         max_deliveries: int = 5,
         claim_idle_ms: int = 30_000,
@@ -93,6 +102,8 @@ class Consumer:
     ) -> None:
         if not streams:
             raise ValueError("a consumer needs at least one stream")
+        if (handlers is None) == (session_handlers is None):
+            raise ValueError("give handlers (on Transaction) or session_handlers, not both")
         if max_deliveries < 1 or batch < 1 or claim_idle_ms < 1:
             raise ValueError("max_deliveries, batch and claim_idle_ms must be positive")
         self.db = db
@@ -108,7 +119,12 @@ class Consumer:
         self._member = GroupMember(bus, group, self.name, self.streams)
         self._dead = DeadLetters(bus, group)
         self._applier = Applier(
-            db, group, handlers, tracer or trace.get_tracer("emporium.bus"), transient
+            db,
+            group,
+            handlers if handlers is not None else session_handlers or {},
+            tracer or trace.get_tracer("emporium.bus"),
+            lambda exc: transient(exc) or db.is_transient(exc),
+            sessions=session_handlers is not None,
         )
         self._report = ConsumerReport(bus_metrics(metrics), group)
         self._after_commit = after_commit

@@ -128,7 +128,7 @@ async def test_commits_succeed_while_redis_is_down_and_the_backlog_drains_when_i
         await consumer.stop()
         await relay.stop()
 
-    assert slowest_commit < 0.5
+    assert slowest_commit < 1.5  # never waits on Redis (its connect timeout alone is 2 s)
     assert caught_up_after < 3.0
     assert sorted(await busapp.effect_event_ids(db)) == sorted(first + during)
 

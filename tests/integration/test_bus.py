@@ -14,12 +14,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import outbox
 from services.platform.bus import Bus, decode, encode, stream_name
 from services.platform.consumer import Consumer
-from services.platform.db import Database
+from services.platform.db import Database, Transaction
 from services.platform.embedded_redis import free_port
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
@@ -229,11 +228,11 @@ async def test_a_failing_handler_is_retried_until_it_succeeds(
     attempts: list[str] = []
     effect = busapp.effect_handler("g")
 
-    async def flaky(session: AsyncSession, envelope: Envelope) -> None:
+    async def flaky(tx: Transaction, envelope: Envelope) -> None:
         attempts.append(envelope.event_id)
         if len(attempts) < 3:
             raise ConnectionError("downstream not ready yet")
-        await effect(session, envelope)
+        await effect(tx, envelope)
 
     [event_id] = await busapp.record_events(db, context, ["flaky"])
     await OutboxRelay(db, bus).drain()
@@ -261,7 +260,7 @@ async def test_each_handler_runs_in_the_trace_of_its_events_traceparent(
     tracer = provider.get_tracer("test")
     seen: dict[str, tuple[int, str]] = {}
 
-    async def handler(session: AsyncSession, envelope: Envelope) -> None:
+    async def handler(tx: Transaction, envelope: Envelope) -> None:
         # The current trace, and what outbox.record would stamp on an event published here.
         current = trace.get_current_span().get_span_context()
         seen[StringValue.FromString(envelope.payload).value] = (
