@@ -9,6 +9,7 @@ from emporium.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 from grpc import aio
 
 from services.inventory.handlers import Inventory
+from services.inventory.repository import unit_of_work
 from services.inventory.service import InventoryServicer
 from services.platform import runner
 from services.platform.config import Settings
@@ -31,7 +32,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     interval = settings.seconds(SWEEP_INTERVAL_ENV, DEFAULT_SWEEP_INTERVAL)
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
-    inventory = Inventory(db)
+    inventory = Inventory(unit_of_work(db))
     sweeper = Sweeper(inventory.expire_due, interval, "inventory-reservations")
 
     start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)

@@ -10,6 +10,7 @@ from grpc import aio
 
 from services.payment.handlers import DEFAULT_HOLD_SECONDS, Payments
 from services.payment.processor import SimulatedProcessor
+from services.payment.repository import unit_of_work
 from services.payment.service import PaymentServicer
 from services.platform import runner
 from services.platform.config import Settings
@@ -43,7 +44,9 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     await db.migrate()
     # The relay is woken by Database.on_commit after commits that wrote events.
     on_start, stop_publishing = outbox_publishing(settings, db, metrics)
-    payments = Payments(db, processor, processor_timeout=processor_timeout, hold_seconds=hold)
+    payments = Payments(
+        unit_of_work(db), processor, processor_timeout=processor_timeout, hold_seconds=hold
+    )
     sweeper = Sweeper(payments.expire_due, sweep_interval, "payment-holds")
 
     def register(server: aio.Server) -> None:

@@ -44,7 +44,7 @@ REPLAYABLE = (
 )
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 async def mesh(request: pytest.FixtureRequest, tmp: Path) -> AsyncIterator[Mesh]:
     async with AsyncExitStack() as stack:
         databases = {}
