@@ -11,8 +11,9 @@ from grpc import aio
 
 from services.order import events as codec
 from services.order.domain import Card, OrderStatus, PlaceOrder, RequestedLine
-from services.order.handlers import Orders
+from services.order.handlers import OrderCommands
 from services.order.projector import OrderView
+from services.order.queries import OrderQueries
 from services.platform import auth
 
 Context = aio.ServicerContext[Any, Any]
@@ -52,23 +53,24 @@ def place_command(request: pb.PlaceOrderRequest) -> PlaceOrder:
 
 
 class OrderServicer(pb_grpc.OrderServiceServicer):
-    def __init__(self, orders: Orders) -> None:
-        self._orders = orders
+    def __init__(self, commands: OrderCommands, queries: OrderQueries) -> None:
+        self._commands = commands
+        self._queries = queries
 
     async def PlaceOrder(
         self, request: pb.PlaceOrderRequest, context: Context
     ) -> pb.PlaceOrderResponse:
-        view = await self._orders.place(auth.current_caller(), place_command(request))
+        view = await self._commands.place(auth.current_caller(), place_command(request))
         return pb.PlaceOrderResponse(order=order_proto(view))
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.GetOrderResponse:
-        view = await self._orders.get(auth.current_caller(), request.order_id)
+        view = await self._queries.get(auth.current_caller(), request.order_id)
         return pb.GetOrderResponse(order=order_proto(view))
 
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: Context
     ) -> pb.ListOrdersResponse:
-        views, token = await self._orders.list_orders(
+        views, token = await self._queries.list_orders(
             auth.current_caller(), request.page_size, request.page_token
         )
         return pb.ListOrdersResponse(
@@ -78,13 +80,13 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: Context
     ) -> pb.CancelOrderResponse:
-        view = await self._orders.cancel(auth.current_caller(), request.order_id, request.reason)
+        view = await self._commands.cancel(auth.current_caller(), request.order_id, request.reason)
         return pb.CancelOrderResponse(order=order_proto(view))
 
     async def WatchOrder(
         self, request: pb.WatchOrderRequest, context: Context
     ) -> AsyncIterator[pb.WatchOrderResponse]:
-        async for change in self._orders.watch(auth.current_caller(), request.order_id):
+        async for change in self._queries.watch(auth.current_caller(), request.order_id):
             yield pb.WatchOrderResponse(
                 order=order_proto(change.order),
                 previous_status=status_proto(change.previous),
