@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from emporium.order.v1 import order_service_pb2 as pb
 from emporium.order.v1 import order_service_pb2_grpc as pb_grpc
-from grpc import aio
 
-from services.order import events as codec
+from services.order import codec
 from services.order.domain import Card, OrderStatus, PlaceOrder, RequestedLine
 from services.order.handlers import OrderCommands
 from services.order.projector import OrderView
 from services.order.queries import OrderQueries
 from services.platform import auth
-
-Context = aio.ServicerContext[Any, Any]
+from services.platform.clock import timestamp
+from services.platform.types import Context
 
 
 def status_proto(status: OrderStatus | None) -> pb.OrderStatus.ValueType:
@@ -35,8 +33,8 @@ def order_proto(view: OrderView) -> pb.Order:
         rejection_reason=view.reason,
         payment_id=view.payment_id,
         shipment_id=view.shipment_id,
-        create_time=codec.timestamp(view.created_at_us),
-        update_time=codec.timestamp(view.updated_at_us),
+        create_time=timestamp(view.created_at_us),
+        update_time=timestamp(view.updated_at_us),
         version=view.version,
         shipping_address=codec.address_proto(view.address),
     )
@@ -91,5 +89,5 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
                 order=order_proto(change.order),
                 previous_status=status_proto(change.previous),
                 status=status_proto(change.order.status),
-                change_time=codec.timestamp(change.at_us),
+                change_time=timestamp(change.at_us),
             )
