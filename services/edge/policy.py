@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,8 @@ class Policy:
     jwt_audience: str
     retry_on: str
     retry_attempts: int
+    #: context -> methods that need a user token with the admin role
+    admin_methods: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def with_outlier(self, **changes: Any) -> Policy:
         return replace(self, outlier=replace(self.outlier, **changes))
@@ -116,6 +118,7 @@ def policy_from_values(values: Mapping[str, Any]) -> Policy:
         jwt_audience=str(values["jwt"]["audience"]),
         retry_on=str(retries.get("retryOn") or "connect-failure,refused-stream"),
         retry_attempts=int(retries.get("attempts", 2)),
+        admin_methods=_methods(values["services"], "adminMethods"),
     )
 
 
