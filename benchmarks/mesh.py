@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from benchmarks import profiling
 from benchmarks.procs import cpu_seconds, free_port
+from services.mesh.environment import Credentials, MeshEnvironment
 from services.mesh.health import check
 from services.mesh.processes import Child, ProcessGroup
 from services.platform.config import SERVICES
@@ -150,24 +151,17 @@ async def start_mesh(
         redis=EmbeddedRedis(work / "redis"),
         admin_password=secrets.token_urlsafe(12),
     )
-    order_secret = secrets.token_urlsafe(24)
     ports = {name: (free_port(), free_port()) for name in SERVICES}
     started = time.monotonic()
     mesh.redis.start()
-    common = {f"{n.upper()}_TARGET": f"127.0.0.1:{ports[n][0]}" for n in SERVICES}
-    common.update(DATA_DIR=str(work), REDIS_URL=mesh.redis.url, PYTHONUNBUFFERED="1")
+    environment = MeshEnvironment(
+        {n: f"127.0.0.1:{ports[n][0]}" for n in SERVICES},
+        work,
+        Credentials.fresh(ADMIN, mesh.admin_password),
+        mesh.redis.url,
+    )
     for name in SERVICES:
-        env = {
-            **common,
-            "DATABASE_URL": databases[name],
-            "GRPC_PORT": str(ports[name][0]),
-            "METRICS_PORT": str(ports[name][1]),
-        }
-        if name == "identity":
-            env["BOOTSTRAP_ADMIN"] = f"{ADMIN}:{mesh.admin_password}"
-        if name in ("identity", "order"):
-            env["SERVICE_CREDENTIALS"] = f"order:{order_secret}"
-        mesh.env[name] = env
+        mesh.env[name] = environment.service(name, *ports[name], database_url=databases[name])
         mesh.spawn(name)
     missing = await _wait_all_serving(mesh, started, timeout)
     if missing:

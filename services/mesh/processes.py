@@ -1,4 +1,4 @@
-"""Child processes of the local mesh: start with an environment, stop them all cleanly."""
+"""Child processes of the local mesh: start with an environment, restart one, stop them all."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -17,6 +17,14 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def log_tail(self, lines: int = 15) -> list[str]:
+        """The last ``lines`` lines of the child's log (every run of it appends there)."""
+        if not self.log_path.exists():
+            return []
+        return self.log_path.read_text(errors="replace").splitlines()[-lines:]
 
 
 class ProcessGroup:
@@ -38,9 +46,19 @@ class ProcessGroup:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        child = Child(name, process, log_path)
+        child = Child(name, process, log_path, list(argv), dict(env))
         self.children.append(child)
         return child
+
+    def restart(self, child: Child) -> Child:
+        """Starts ``child`` again with its argv and environment, in its place in the group."""
+        if child.process.poll() is None:
+            raise RuntimeError(f"{child.name} is still running")
+        place = self.children.index(child)
+        again = self.start(child.name, child.argv, child.env)
+        self.children.pop()
+        self.children[place] = again
+        return again
 
     def python(self, name: str, module_args: list[str], env: Mapping[str, str]) -> Child:
         return self.start(name, [sys.executable, "-m", *module_args], env)

@@ -29,6 +29,7 @@ from services.order.repository import (
 from services.order.saga_runner import SagaRunner
 from services.order.saga_store import (
     RUNNING,
+    Lease,
     create_saga,
     lock_saga,
     reopen_for_cancel,
@@ -100,6 +101,7 @@ class Orders:
         catalog: Catalog,
         runner: SagaRunner,
         notifier: Notifier,
+        lease: Lease,
         *,
         on_commit: OnCommit | None = None,
         now_us: Callable[[], int] = _now_us,
@@ -111,6 +113,7 @@ class Orders:
         self._catalog = catalog
         self._runner = runner
         self._notifier = notifier
+        self._lease = lease
         self._on_commit = on_commit
         self._now_us = now_us
         self._new_id = new_id
@@ -137,7 +140,7 @@ class Orders:
                     caller.subject, command.idempotency_key, fingerprint, order_id, now
                 )
                 await OrderStore(session, self._on_commit).append(Order(order_id), placed)
-                await create_saga(session, order_id, command.card, now)
+                await create_saga(session, order_id, command.card, now, self._lease)
         except DuplicateRequest:  # a concurrent request with the same key won
             async with self._db.transaction() as session:
                 earlier = await OrderRequests(session).find(caller.subject, command.idempotency_key)
@@ -177,7 +180,7 @@ class Orders:
                     await request_cancel(session, order_id, reason, now)
             elif order.status is OrderStatus.CONFIRMED:
                 if not saga_running:
-                    await reopen_for_cancel(session, order_id, reason, now)
+                    await reopen_for_cancel(session, order_id, reason, now, self._lease)
                     start = True
             else:
                 assert order.status is not None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import time
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -23,11 +25,12 @@ from services.order.handlers import Orders
 from services.order.notifier import Notifier
 from services.order.saga import Outcome, RetryPolicy, Saga
 from services.order.saga_runner import SagaRunner
-from services.order.saga_store import SqlSagaStore
+from services.order.saga_store import Lease, SqlSagaStore
 from services.order.service import OrderServicer
 from services.platform import runner
 from services.platform.bus import Bus, stream_name
 from services.platform.clients import open_channel
+from services.platform.clock import now_us
 from services.platform.config import Settings
 from services.platform.consumer import Consumer
 from services.platform.db import Database
@@ -48,8 +51,10 @@ SAGA_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 Hook = Callable[[], Awaitable[None]]
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
+def instance_id() -> str:
+    """This process's name as a saga owner: unique per run (a restarted process is a new
+    owner and adopts its predecessor's sagas once their leases expire)."""
+    return f"{socket.gethostname()[:32]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _saga_metrics(metrics: Metrics) -> Callable[[Outcome, float], None]:
@@ -138,7 +143,8 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         budget_seconds=settings.seconds("EMPORIUM_SAGA_RETRY_BUDGET_SECONDS", 30.0),
         base_delay=settings.seconds("EMPORIUM_SAGA_RETRY_BASE_SECONDS", 0.05),
     )
-    store = SqlSagaStore(db, _now_us, committed)
+    lease = Lease(instance_id(), settings.seconds("EMPORIUM_SAGA_LEASE_SECONDS", 10.0))
+    store = SqlSagaStore(db, now_us, lease, committed)
     saga = Saga(
         store,
         GrpcInventory(inventory_grpc.InventoryServiceStub(inventory_channel)),
@@ -146,12 +152,19 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         policy=policy,
         on_end=_saga_metrics(metrics),
     )
-    sagas = SagaRunner(saga, store.unfinished, max_concurrent=settings.bulkhead_max_concurrent)
+    sagas = SagaRunner(
+        saga,
+        store,
+        lease_seconds=lease.seconds,
+        max_concurrent=settings.bulkhead_max_concurrent,
+        drain_seconds=settings.seconds("EMPORIUM_SAGA_DRAIN_SECONDS", 5.0),
+    )
     orders = Orders(
         db,
         GrpcCatalog(catalog_grpc.CatalogServiceStub(catalog_channel)),
         sagas,
         notifier,
+        lease,
         on_commit=committed,
     )
 
@@ -176,10 +189,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         on_start += [relay.start, consumer.start]
         on_stop += [consumer.stop, relay.stop, bus.close]
 
-    async def resume_sagas() -> None:
-        await sagas.resume_all()
-
-    on_start.append(resume_sagas)
+    on_start.append(sagas.begin)
     saga_gauges = _running_sagas(metrics, store, policy.budget_seconds)
     on_start.append(saga_gauges.start)
     on_stop.insert(0, saga_gauges.stop)
@@ -199,7 +209,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         middlewares=runner.standard_middlewares(settings, metrics, identity_verifier(settings), []),
         readiness=readiness,
         on_start=on_start,
-        on_stop=[*on_stop, sagas.stop, close_channels, db.dispose],
+        on_stop=[sagas.stop, *on_stop, close_channels, db.dispose],
         extra={"orders": orders, "sagas": sagas, "saga": saga},
     )
 

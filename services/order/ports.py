@@ -33,6 +33,11 @@ class StepFailed(Exception):
         return self.code == "FAILED_PRECONDITION"
 
 
+class LeaseLost(Exception):
+    """This instance no longer holds the saga (its lease expired and another instance
+    adopted it, or the saga ended elsewhere): the run stops without writing anything."""
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
     reserved: bool

@@ -1,11 +1,13 @@
 """The order saga: an orchestrated, persisted process manager.
 
 Forward steps: RESERVE (inventory) → AUTHORIZE (payment) → COMPLETE (commit the
-reservation and capture the payment) → the order is CONFIRMED. A refusal (out of stock,
+reservation, then capture the payment) → the order is CONFIRMED. A refusal (out of stock,
 declined card), a non-retryable failure, an exhausted retry budget or a cancellation turns
 the saga to COMPENSATE: release the stock, void (or refund) the payment, then end the order
 REJECTED or CANCELLED. The state is saved after every step, every step is idempotent by
-order id, so a saga interrupted anywhere resumes safely (see docs/saga.md).
+order id, so a saga interrupted anywhere resumes safely. Every save is a compare-and-set on
+the saga's version: a run whose instance lost the saga's lease fails its next write with
+:class:`~services.order.ports.LeaseLost` and stops there (see docs/saga.md).
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import asyncio
 import enum
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from services.order.domain import Card, Money
 from services.order.ports import Inventory, Payments, SkuLine, StepFailed
+from services.platform.clock import now_us as wall_clock_us
 
 log = logging.getLogger("emporium.order.saga")
 
@@ -65,8 +67,14 @@ class SagaState:
     reason: str = ""
     compensate_from: Step | None = None
     cancel_reason: str | None = None
+    version: int = 0
     resumed: bool = False
     doubtful: bool = False
+
+
+class Halted(Exception):
+    """The instance is draining: the saga stops before its next step (its lease is released
+    and another instance continues it)."""
 
 
 class CancelRequested(Exception):
@@ -83,16 +91,17 @@ class SagaStore(Protocol):
         ...
 
     async def save(self, state: SagaState) -> SagaState:
-        """Persists the saga's own fields; returns the state with the current cancel request."""
+        """Persists the saga's own fields if ``state.version`` is still the stored one
+        (else raises :class:`~services.order.ports.LeaseLost`); returns the state with its
+        new version and the current cancel request."""
         ...
 
     async def finish(self, state: SagaState) -> None:
         """Ends the order with ``state.outcome`` and ``state.reason`` and ends the saga (card
-        wiped), in one transaction. Raises :class:`CancelRequested` instead of confirming an
-        order whose cancellation was requested."""
+        wiped), in one transaction, compare-and-set on the version like :meth:`save`.
+        Raises :class:`CancelRequested` instead of confirming an order whose cancellation
+        was requested."""
         ...
-
-    async def unfinished(self) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +118,6 @@ class RetryPolicy:
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
 OnEnd = Callable[[Outcome, float], None]
 
 
@@ -126,7 +131,7 @@ class Saga:
         payments: Payments,
         *,
         policy: RetryPolicy | None = None,
-        now_us: Callable[[], int] = _now_us,
+        now_us: Callable[[], int] = wall_clock_us,
         on_end: OnEnd | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -138,6 +143,7 @@ class Saga:
         self._on_end = on_end
         self._rng = rng or random.Random()
         self._wakeups: dict[str, asyncio.Event] = {}
+        self._halted = False
         #: Test hook: awaited before each forward step (to stop a saga at a chosen step).
         self.before_step: Callable[[str, Step], Awaitable[None]] | None = None
 
@@ -147,6 +153,13 @@ class Saga:
         if wakeup is not None:
             wakeup.set()
 
+    def halt(self) -> None:
+        """Starts no more steps (a drain): every run raises :class:`Halted` before its next
+        step; calls in flight finish, pauses end at once."""
+        self._halted = True
+        for wakeup in self._wakeups.values():
+            wakeup.set()
+
     async def run(self, order_id: str, *, resumed: bool = False) -> Outcome | None:
         """Drives the saga to its end; ``None`` when there is no unfinished saga."""
         state = await self._store.load(order_id)
@@ -154,6 +167,8 @@ class Saga:
             return None
         current: SagaState | Outcome = replace(state, resumed=resumed)
         while isinstance(current, SagaState):
+            if self._halted:
+                raise Halted(order_id)
             current = await self._advance(current)
         return current
 
@@ -200,21 +215,11 @@ class Saga:
         )
 
     async def _complete(self, state: SagaState) -> SagaState | Outcome:
-        committed, captured = await asyncio.gather(
-            self._inventory.commit(state.order_id),
-            self._payments.capture(state.payment_id),
-            return_exceptions=True,
-        )
-        state = replace(state, captured=state.captured or captured is None)
-        failures = [r for r in (committed, captured) if r is not None]
-        for failure in failures:
-            if not isinstance(failure, StepFailed):
-                raise failure
-        if failures:
-            permanent = [f for f in failures if isinstance(f, StepFailed) and not f.transient]
-            first = permanent[0] if permanent else failures[0]
-            assert isinstance(first, StepFailed)
-            return await self._retry_or_compensate(state, first)
+        # Commit first, then capture: money is taken only for stock that is ours for good
+        # (a reservation that expired meanwhile fails the commit, and nothing was captured).
+        await self._inventory.commit(state.order_id)
+        await self._payments.capture(state.payment_id)
+        state = replace(state, captured=True)
         try:
             return await self._end(state, Outcome.CONFIRMED, "")
         except CancelRequested as cancel:
@@ -329,6 +334,8 @@ class Saga:
         return replace(state, step=step, attempts=0, retry_deadline_us=None)
 
     async def _pause(self, order_id: str, seconds: float) -> None:
+        if self._halted:
+            return
         wakeup = self._wakeups.setdefault(order_id, asyncio.Event())
         try:
             await asyncio.wait_for(wakeup.wait(), timeout=max(0.0, seconds))

@@ -1,42 +1,68 @@
-"""Runs sagas as background tasks: one task per order, bounded in number, resumed on start."""
+"""Runs the sagas this instance holds as background tasks, and tends their leases.
+
+One task per held saga, bounded in number. A tending loop renews the leases of every held
+saga in one statement per tick, stops runs whose lease was lost, and adopts sagas nobody
+holds (a crashed or drained instance's) while there are free slots. On start the loop's
+first tick is the resume: only expired or released leases are adopted, never the sagas of
+a live instance. ``stop`` drains: no new steps, in-flight calls get ``drain_seconds`` to
+finish, then the leases are released for another instance to adopt at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Collection
+from typing import Protocol
 
-from services.order.saga import Saga
+from services.order.ports import LeaseLost
+from services.order.saga import Halted, Saga
 from services.platform import auth, deadlines
 
 log = logging.getLogger("emporium.order.saga")
 
 
+class Leases(Protocol):
+    async def renew(self, order_ids: Collection[str]) -> set[str]: ...
+
+    async def adopt(self, limit: int) -> list[str]: ...
+
+    async def release(self, order_ids: Collection[str]) -> None: ...
+
+
 class SagaRunner:
-    """Starts, wakes and stops saga tasks.
+    """Starts, wakes and stops saga tasks; renews, adopts and releases their leases.
 
     A saga that fails unexpectedly (its database is down, a bug) is restarted after a
-    pause, as if resumed; sagas are persisted and idempotent, so that is always safe.
+    pause, as if resumed; sagas are persisted and idempotent, so that is always safe. A
+    run that finds its lease lost stops for good: another instance continues the saga.
     """
 
     def __init__(
         self,
         saga: Saga,
-        unfinished: Callable[[], Awaitable[list[str]]],
+        leases: Leases,
         *,
+        lease_seconds: float = 10.0,
         max_concurrent: int = 100,
         restart_delay: float = 1.0,
+        drain_seconds: float = 5.0,
     ) -> None:
         self._saga = saga
-        self._unfinished = unfinished
+        self._leases = leases
+        self._max = max_concurrent
         self._slots = asyncio.Semaphore(max_concurrent)
         self._restart_delay = restart_delay
+        self._drain_seconds = drain_seconds
+        #: A lease is renewed four times per period: three ticks may fail before it lapses.
+        self.tick_seconds = lease_seconds / 4
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tending: asyncio.Task[None] | None = None
         self._stopping = False
 
     def start(self, order_id: str, *, resumed: bool = False) -> None:
-        """Runs the order's saga unless it is running here already (then wakes it)."""
+        """Runs a saga this instance holds unless it runs here already (then wakes it)."""
         if self._stopping:
             return
         if order_id in self._tasks:
@@ -51,6 +77,10 @@ class SagaRunner:
     def running(self, order_id: str) -> bool:
         return order_id in self._tasks
 
+    @property
+    def held(self) -> set[str]:
+        return set(self._tasks)
+
     async def _run(self, order_id: str, resumed: bool) -> None:
         # The task inherited the context of the RPC that started it: keep its trace (one
         # order, one trace) but not its deadline or caller; the saga outlives that call.
@@ -62,6 +92,11 @@ class SagaRunner:
                     async with self._slots:
                         await self._saga.run(order_id, resumed=resumed)
                     return
+                except Halted:
+                    return
+                except LeaseLost:
+                    log.warning("saga lease lost; stopping", extra={"order_id": order_id})
+                    return
                 except Exception:
                     log.exception("saga crashed; restarting it", extra={"order_id": order_id})
                     resumed = True
@@ -69,26 +104,65 @@ class SagaRunner:
         finally:
             self._tasks.pop(order_id, None)
 
-    async def resume_all(self) -> int:
-        """Starts every unfinished saga (on service start); returns how many."""
-        order_ids = await self._unfinished()
-        for order_id in order_ids:
+    async def begin(self) -> None:
+        """Resumes what nobody holds (on service start), then tends leases every tick."""
+        await self.tend()
+        self._tending = asyncio.create_task(self._tend_forever(), name="saga-leases")
+
+    async def tend(self) -> int:
+        """One tick: renews held leases, stops runs that lost theirs, adopts free sagas;
+        returns how many were adopted."""
+        held = self.held
+        if held:
+            kept = await self._leases.renew(held)
+            for order_id in held - kept:
+                task = self._tasks.get(order_id)
+                if task is not None:
+                    log.warning("saga lease lost; stopping", extra={"order_id": order_id})
+                    task.cancel()
+        if self._stopping:
+            return 0
+        adopted = await self._leases.adopt(self._max - len(self._tasks))
+        for order_id in adopted:
             self.start(order_id, resumed=True)
-        if order_ids:
-            log.info("resuming sagas", extra={"count": len(order_ids)})
-        return len(order_ids)
+        if adopted:
+            log.info("adopted sagas", extra={"count": len(adopted)})
+        return len(adopted)
+
+    async def _tend_forever(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.tick_seconds)
+            try:
+                await self.tend()
+            except Exception:
+                log.exception("could not tend saga leases; retrying next tick")
 
     async def idle(self) -> None:
-        """Waits until no saga runs (tests, graceful drains)."""
+        """Waits until no saga runs here (tests)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
 
     async def stop(self) -> None:
-        """Interrupts every saga where it is; they resume from their last saved step."""
+        """Drains: starts no more steps, lets calls in flight finish (at most
+        ``drain_seconds``), interrupts what is left, then releases every lease held."""
         self._stopping = True
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+        if self._tending is not None:
+            self._tending.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._tending
+        held = self.held
+        self._saga.halt()
+        tasks = list(self._tasks.values())
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self._drain_seconds)
+            for task in late:
+                task.cancel()
+            for task in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        try:
+            await self._leases.release(held)
+        except Exception:
+            log.exception("could not release saga leases; they expire instead")
+        if held:
+            log.info("released saga leases", extra={"count": len(held)})

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -67,6 +68,8 @@ order_requests = Table(
 #: The persisted saga (process manager) of each order. ``card_json`` is kept only while the
 #: saga runs (the simulated processor needs it to authorize) and wiped when it ends.
 #: ``cancel_reason`` is written by CancelOrder only; the saga reads it at every checkpoint.
+#: ``owner`` is the instance running the saga until ``lease_expires_us``; ``version`` grows
+#: with every write of the saga and every change of owner (the fencing token, docs/saga.md).
 sagas = Table(
     "sagas",
     metadata,
@@ -85,5 +88,9 @@ sagas = Table(
     Column("card_json", Text, nullable=True),
     Column("started_at_us", BigInteger, nullable=False),
     Column("updated_at_us", BigInteger, nullable=False),
+    Column("owner", String(64), nullable=True),
+    Column("lease_expires_us", BigInteger, nullable=True),
+    Column("version", Integer, nullable=False, server_default=text("0")),
     Index("ix_sagas_status", "status"),
+    Index("ix_sagas_status_lease", "status", "lease_expires_us"),
 )

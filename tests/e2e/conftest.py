@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,11 @@ class Mesh:
     output: list[str]
     data_dir: Path
     children: list[psutil.Process]
+    reader: threading.Thread
+
+    def text(self) -> str:
+        """Everything scripts/up printed so far."""
+        return "".join(self.output)
 
     def target(self, grpc_port: int) -> str:
         return f"127.0.0.1:{grpc_port + self.grpc_offset}"
@@ -63,16 +68,23 @@ def start(data_dir: Path, offset: int = PORT_OFFSET, grpc_offset: int | None = N
         text=True,
     )
     output: list[str] = []
-    deadline = time.monotonic() + 180
+    up = threading.Event()
     assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        output.append(line)
-        if line.startswith("All ") and "healthy" in line:
-            children = psutil.Process(process.pid).children(recursive=True)
-            return Mesh(offset, grpc_offset, process, output, data_dir, children)
+    stdout = process.stdout
+
+    def read() -> None:  # keeps reading, so scripts/up never blocks on a full pipe
+        for line in stdout:
+            output.append(line)
+            if line.startswith("All ") and "healthy" in line:
+                up.set()
+        up.set()
+
+    reader = threading.Thread(target=read, name="scripts-up-output", daemon=True)
+    reader.start()
+    up.wait(timeout=180)
+    if process.poll() is None and any(line.startswith("All ") for line in output):
+        children = psutil.Process(process.pid).children(recursive=True)
+        return Mesh(offset, grpc_offset, process, output, data_dir, children, reader)
     process.kill()
     raise AssertionError("scripts/up did not come up:\n" + "".join(output))
 
@@ -94,8 +106,7 @@ def stop(mesh: Mesh) -> int:
     except subprocess.TimeoutExpired:
         mesh.process.kill()
         raise
-    assert mesh.process.stdout is not None
-    mesh.output.extend(mesh.process.stdout.readlines())
+    mesh.reader.join(timeout=10)
     return code
 
 

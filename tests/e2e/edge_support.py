@@ -18,9 +18,11 @@ from services.edge.contract import DESCRIPTOR, load_rpcs
 from services.edge.spec import EdgeSpec, Endpoint, local_spec, with_endpoints
 from services.identity.tokens import SigningKey
 from services.mesh import edge
+from services.mesh.environment import Credentials, MeshEnvironment
 from services.mesh.health import wait_serving
 from services.mesh.processes import ProcessGroup
 from services.mesh.seed import seed
+from services.platform.embedded_redis import EmbeddedRedis
 from tests.conftest import ADMIN, ORDER_SERVICE_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,26 +100,6 @@ def urllib_get(url: str) -> Iterator[str]:
         yield response.read().decode()
 
 
-def _service_env(
-    mesh_dir: Path, instance: Instance, targets: Mapping[str, str], key: SigningKey
-) -> dict[str, str]:
-    env = {
-        **{f"{name.upper()}_TARGET": target for name, target in targets.items()},
-        "DATA_DIR": str(mesh_dir),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{instance.database}",
-        "GRPC_PORT": str(instance.port),
-        "METRICS_PORT": str(instance.metrics_port),
-        "PASSWORD_HASH_COST": "fast",
-        "JWT_SIGNING_KEY_PEM": key.pem(),
-        "PYTHONUNBUFFERED": "1",
-    }
-    if instance.service == "identity":
-        env["BOOTSTRAP_ADMIN"] = f"{ADMIN[0]}:{ADMIN[1]}"
-    if instance.service in ("identity", "order"):
-        env["SERVICE_CREDENTIALS"] = f"order:{ORDER_SERVICE_SECRET}"
-    return env
-
-
 @contextlib.asynccontextmanager
 async def edge_mesh(
     data_dir: Path,
@@ -149,22 +131,29 @@ async def edge_mesh(
     group = ProcessGroup(data_dir / "logs")
     redis = None
     try:
-        common: dict[str, str] = {}
         if orders:
-            from services.platform.embedded_redis import EmbeddedRedis
-
             redis = EmbeddedRedis(data_dir / "redis")
             redis.start()
-            common["REDIS_URL"] = redis.url
+        environment = MeshEnvironment(
+            targets,
+            data_dir,
+            Credentials(ADMIN, {"order": ORDER_SERVICE_SECRET}),
+            redis.url if redis is not None else None,
+            extra={"PASSWORD_HASH_COST": "fast", "JWT_SIGNING_KEY_PEM": key.pem()},
+        )
         # v2 starts once v1 has migrated the shared database.
         for phase in (False, True):
             started = {}
             for instance in instances.values():
                 if (instance.name == "order-v2") != phase:
                     continue
-                env = {**common, **_service_env(data_dir, instance, targets, key)}
-                if instance.name == "order-v2":
-                    env["SERVICE_VERSION"] = "v2"
+                env = environment.service(
+                    instance.service,
+                    instance.port,
+                    instance.metrics_port,
+                    database_url=f"sqlite+aiosqlite:///{instance.database}",
+                    version="v2" if instance.name == "order-v2" else None,
+                )
                 group.python(instance.name, ["services", instance.service], env)
                 started[instance.name] = instance.target
             missing = await wait_serving(started, timeout=120)

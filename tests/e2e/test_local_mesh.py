@@ -1,20 +1,33 @@
-"""scripts/up on a fresh data directory: every service healthy, seeded, reachable."""
+"""scripts/up on a fresh data directory: every service healthy, seeded, reachable, and
+restarted when it dies."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import random
+import signal
+import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import psutil
 import pytest
 from emporium.catalog.v1 import catalog_service_pb2 as catalog_pb
 from emporium.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
+from emporium.identity.v1 import identity_service_pb2 as identity_pb
+from emporium.identity.v1 import identity_service_pb2_grpc as identity_grpc
+from emporium.order.v1 import order_service_pb2 as order_pb
+from emporium.order.v1 import order_service_pb2_grpc as order_grpc
 from grpc import aio
 
 from services.mesh.health import check
+from services.mesh.seed import DEMO_USER
 from services.mesh.up import implemented
-from services.platform.config import DEFAULT_PORTS
+from services.platform.config import DEFAULT_PORTS, SERVICES
 from tests.e2e.conftest import Mesh, start, stop
 from tests.e2e.conftest import grpcurl as _grpcurl
 
@@ -23,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 async def test_every_implemented_service_reports_serving(mesh: Mesh) -> None:
     names = implemented()
-    assert {"identity", "catalog", "inventory"} <= set(names)
+    assert names == list(SERVICES)
     for name in names:
         assert await check(mesh.target(DEFAULT_PORTS[name][0])), name
 
@@ -102,3 +115,96 @@ def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.pid for p in alive]
     assert "stopped." in "".join(own.output)
+
+
+def _service_process(mesh: Mesh, name: str) -> psutil.Process:
+    """The running ``python -m services <name>`` child of scripts/up."""
+    for process in psutil.Process(mesh.process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if process.cmdline()[-2:] == ["services", name]:
+                return process
+    raise AssertionError(f"no running process of {name}")
+
+
+async def _place_and_ship(mesh: Mesh) -> order_pb.Order:
+    """The demo user orders two seeded products with an approved card; the order at its end."""
+
+    def target(name: str) -> str:
+        return mesh.target(DEFAULT_PORTS[name][0])
+
+    async with aio.insecure_channel(target("identity")) as channel:
+        login = await identity_grpc.IdentityServiceStub(channel).Login(
+            identity_pb.LoginRequest(username=DEMO_USER[0], password=DEMO_USER[1]), timeout=10
+        )
+    auth = (("authorization", f"Bearer {login.access_token}"),)
+    async with aio.insecure_channel(target("catalog")) as channel:
+        page = await catalog_grpc.CatalogServiceStub(channel).ListProducts(
+            catalog_pb.ListProductsRequest(page_size=2), timeout=10
+        )
+    async with aio.insecure_channel(target("order")) as channel:
+        orders = order_grpc.OrderServiceStub(channel)
+        placed = await orders.PlaceOrder(
+            order_pb.PlaceOrderRequest(
+                idempotency_key=str(uuid.uuid4()),
+                lines=[
+                    order_pb.PlaceOrderLine(product_id=p.product_id, quantity=1)
+                    for p in page.products
+                ],
+                card=order_pb.PaymentCard(
+                    number="4242424242424242", expiry_month=12, expiry_year=2099, cvc="123"
+                ),
+                shipping_address=order_pb.ShippingAddress(
+                    name="Demo",
+                    line1="1 Example Street",
+                    city="Berlin",
+                    postal_code="10115",
+                    country_code="DE",
+                ),
+            ),
+            metadata=auth,
+            timeout=30,
+        )
+        order = placed.order
+        deadline = time.monotonic() + 60
+        while order.status != order_pb.ORDER_STATUS_SHIPPED and time.monotonic() < deadline:
+            if order.status in (order_pb.ORDER_STATUS_REJECTED, order_pb.ORDER_STATUS_CANCELLED):
+                break
+            await asyncio.sleep(0.2)
+            request = order_pb.GetOrderRequest(order_id=order.order_id)
+            order = (await orders.GetOrder(request, metadata=auth, timeout=10)).order
+        return order
+
+
+#: A killed service serves again within this many seconds (on a machine with a core to spare).
+BACK_WITHIN = 5.0
+
+
+def _back_within() -> float:
+    """BACK_WITHIN, stretched by the run queue per core when the machine is oversubscribed:
+    a restart is a CPU-bound interpreter start (imports), so on a machine running nine
+    runnable processes per core it takes about nine times longer, whatever scripts/up does."""
+    per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return BACK_WITHIN * max(1.0, per_core)
+
+
+async def test_a_service_killed_with_sigkill_is_restarted_and_the_mesh_heals(mesh: Mesh) -> None:
+    seed = int(os.environ.get("EMPORIUM_TEST_SEED") or random.randrange(2**32))
+    name = random.Random(seed).choice(list(SERVICES))
+    within = _back_within()
+    context = f"killed {name} (EMPORIUM_TEST_SEED={seed}, bound {within:.1f}s)"
+    victim = _service_process(mesh, name)
+    target = mesh.target(DEFAULT_PORTS[name][0])
+    assert await check(target), context
+    killed_at = time.monotonic()
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    while not await check(target, timeout=0.5):
+        assert time.monotonic() - killed_at < within, f"{context}: not serving in time"
+        await asyncio.sleep(0.05)
+    assert _service_process(mesh, name).pid != victim.pid, context
+    order = await _place_and_ship(mesh)
+    status = order_pb.OrderStatus.Name(order.status)
+    assert order.status == order_pb.ORDER_STATUS_SHIPPED, f"{context}: order {status}"
+    printed = mesh.text()
+    assert f"{name} exited (killed by SIGKILL); restarting" in printed, context
+    assert f"{name} restarted (pid" in printed, context

@@ -40,6 +40,7 @@ from emporium.payment.v1 import payment_service_pb2 as payment_pb
 from emporium.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from grpc import aio
 
+from services.mesh.environment import Credentials, MeshEnvironment
 from services.mesh.health import wait_serving
 from services.mesh.processes import Child, ProcessGroup
 from services.platform.bus import dead_letter_stream, stream_name
@@ -213,31 +214,17 @@ async def running_mesh(
     taken = [p for p in ports if not _port_is_free(p)]
     if taken:
         raise RuntimeError(f"ports {taken} are in use: choose another base than {port_base}")
-    order_secret = secrets.token_urlsafe(24)
     try:
         redis.start()
-        common = {f"{n.upper()}_TARGET": mesh.target(n) for n in DEFAULT_PORTS}
-        common.update(
-            DATA_DIR=str(data_dir),
-            REDIS_URL=redis.url,
-            PYTHONUNBUFFERED="1",
-            PASSWORD_HASH_COST="fast",
-            LOG_LEVEL="INFO",
+        environment = MeshEnvironment(
+            {n: mesh.target(n) for n in DEFAULT_PORTS},
+            data_dir,
+            Credentials.fresh(ADMIN, mesh.admin_password),
+            redis.url,
+            extra={"PASSWORD_HASH_COST": "fast", "LOG_LEVEL": "INFO", **(extra_env or {})},
         )
-        common.update(extra_env or {})
         for name in DEFAULT_PORTS:
-            grpc_port, metrics_port = mesh.ports(name)
-            env = {
-                **common,
-                "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / f'{name}.db'}",
-                "GRPC_PORT": str(grpc_port),
-                "METRICS_PORT": str(metrics_port),
-            }
-            if name == "identity":
-                env["BOOTSTRAP_ADMIN"] = f"{ADMIN}:{mesh.admin_password}"
-            if name in ("identity", "order"):
-                env["SERVICE_CREDENTIALS"] = f"order:{order_secret}"
-            mesh.env[name] = env
+            mesh.env[name] = environment.service(name, *mesh.ports(name))
             mesh.spawn(name)
         await mesh.serving(DEFAULT_PORTS)
         yield mesh

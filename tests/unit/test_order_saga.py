@@ -11,8 +11,16 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from services.order.domain import Card, Money
-from services.order.ports import Authorization, Reservation, SkuLine, StepFailed
-from services.order.saga import CancelRequested, Outcome, RetryPolicy, Saga, SagaState, Step
+from services.order.ports import Authorization, LeaseLost, Reservation, SkuLine, StepFailed
+from services.order.saga import (
+    CancelRequested,
+    Halted,
+    Outcome,
+    RetryPolicy,
+    Saga,
+    SagaState,
+    Step,
+)
 
 CARD = Card("4242424242424242", 12, 2030, "123", "Ada")
 DECLINED = Card("4000000000000002", 12, 2030, "123", "Ada")
@@ -25,7 +33,8 @@ def _unavailable(service: str) -> StepFailed:
 
 @dataclass
 class FakeStore:
-    """Sagas and order outcomes in memory, with the real store's cancel semantics."""
+    """Sagas and order outcomes in memory, with the real store's cancel semantics and its
+    compare-and-set on the version."""
 
     sagas: dict[str, SagaState] = field(default_factory=dict)
     outcomes: dict[str, tuple[Outcome, str]] = field(default_factory=dict)
@@ -44,20 +53,29 @@ class FakeStore:
             return None
         return replace(state, cancel_reason=self.cancels.get(order_id))
 
+    def _check(self, state: SagaState) -> None:
+        if self.sagas[state.order_id].version != state.version:
+            raise LeaseLost(state.order_id)
+
+    def adopt(self, order_id: str) -> None:
+        """Another instance takes the saga over (its version moves on)."""
+        state = self.sagas[order_id]
+        self.sagas[order_id] = replace(state, version=state.version + 1)
+
     async def save(self, state: SagaState) -> SagaState:
+        self._check(state)
+        state = replace(state, version=state.version + 1)
         self.sagas[state.order_id] = state
         self.saved_steps.append(state.step)
         return replace(state, cancel_reason=self.cancels.get(state.order_id))
 
     async def finish(self, state: SagaState) -> None:
         assert state.outcome is not None
+        self._check(state)
         if state.outcome is Outcome.CONFIRMED and state.order_id in self.cancels:
             raise CancelRequested(self.cancels[state.order_id])
         self.outcomes[state.order_id] = (state.outcome, state.reason)
         self.sagas[state.order_id] = replace(state, card=None)
-
-    async def unfinished(self) -> list[str]:
-        return [order_id for order_id in self.sagas if order_id not in self.outcomes]
 
 
 @dataclass
@@ -225,7 +243,9 @@ async def test_a_transient_failure_is_retried_until_the_step_succeeds(world: Wor
     assert world.inventory.stock["SKU-1"] == 3
 
 
-async def test_an_exhausted_budget_compensates_what_was_done(world: World) -> None:
+async def test_an_exhausted_budget_compensates_what_was_done_and_captures_nothing(
+    world: World,
+) -> None:
     world.inventory.failures["commit"] = [_unavailable("inventory")] * 1000
     world.store.add(_state())
     assert await world.saga.run("o-1") is Outcome.REJECTED
@@ -233,8 +253,9 @@ async def test_an_exhausted_budget_compensates_what_was_done(world: World) -> No
     assert reason == "could not commit the stock and capture the payment: inventory UNAVAILABLE"
     assert world.inventory.reservations["o-1"] == "released"
     assert world.inventory.stock["SKU-1"] == 5
-    # The capture went through while commit kept failing: the compensation refunds it.
-    assert list(world.payments.payments.values()) == ["refunded"]
+    # Nothing is captured while the commit fails: the compensation voids the authorization.
+    assert "capture" not in world.payments.calls
+    assert list(world.payments.payments.values()) == ["voided"]
 
 
 async def test_payment_down_past_the_budget_rejects_and_releases_the_stock(world: World) -> None:
@@ -359,3 +380,49 @@ def test_backoff_grows_with_jitter_and_stays_capped() -> None:
     assert 0.1 <= delays[1] <= 0.2
     assert all(0.5 <= d <= 1.0 for d in delays[4:])
     assert len(set(delays)) == len(delays)
+
+
+async def test_the_reservation_is_committed_before_the_payment_is_captured(world: World) -> None:
+    order: list[str] = []
+    world.inventory.on_call = order.append
+    world.payments.on_call = order.append
+    world.store.add(_state())
+    assert await world.saga.run("o-1") is Outcome.CONFIRMED
+    assert order[-2:] == ["commit", "capture"]
+
+
+async def test_a_failed_commit_captures_nothing_and_voids_the_authorization(world: World) -> None:
+    expired = StepFailed("reservation EXPIRED", transient=False, code="FAILED_PRECONDITION")
+    world.inventory.failures["commit"] = [expired]
+    world.store.add(_state())
+    assert await world.saga.run("o-1") is Outcome.REJECTED
+    assert "capture" not in world.payments.calls
+    assert world.payments.payments == {"pay-1": "voided"}
+
+
+async def test_a_run_whose_saga_was_adopted_elsewhere_stops_without_writing(
+    world: World,
+) -> None:
+    def adopted_meanwhile(method: str) -> None:
+        if method == "authorize":
+            world.store.adopt("o-1")
+
+    world.payments.on_call = adopted_meanwhile
+    world.store.add(_state())
+    with pytest.raises(LeaseLost):
+        await world.saga.run("o-1")
+    assert world.store.saved_steps == [Step.AUTHORIZE]  # nothing after the takeover
+    assert "o-1" not in world.store.outcomes
+
+
+async def test_a_halted_saga_starts_no_further_step(world: World) -> None:
+    def halt_during_reserve(method: str) -> None:
+        if method == "reserve":
+            world.saga.halt()
+
+    world.inventory.on_call = halt_during_reserve
+    world.store.add(_state())
+    with pytest.raises(Halted):
+        await world.saga.run("o-1")
+    assert world.store.saved_steps == [Step.AUTHORIZE]  # the reservation in flight was saved
+    assert world.payments.calls == []
