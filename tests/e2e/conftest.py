@@ -44,7 +44,14 @@ class Mesh:
         return f"http://127.0.0.1:{metrics_port + self.offset}/metrics"
 
 
-def start(data_dir: Path, offset: int = PORT_OFFSET, grpc_offset: int | None = None) -> Mesh:
+def start(
+    data_dir: Path,
+    offset: int = PORT_OFFSET,
+    grpc_offset: int | None = None,
+    root: Path = ROOT,
+    timeout: float = 180,
+) -> Mesh:
+    """scripts/up of ``root`` (this checkout, or a clone of it) until it is up."""
     offset += ports_shift()  # EMPORIUM_TEST_PORT_SHIFT: two test runs side by side
     if grpc_offset is None:
         grpc_offset = offset + GRPC_PORT_SHIFT
@@ -53,7 +60,7 @@ def start(data_dir: Path, offset: int = PORT_OFFSET, grpc_offset: int | None = N
     env = {**os.environ, "VENV": sys.prefix, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [
-            str(ROOT / "scripts" / "up"),
+            str(root / "scripts" / "up"),
             "--data-dir",
             str(data_dir),
             "--port-offset",
@@ -61,7 +68,7 @@ def start(data_dir: Path, offset: int = PORT_OFFSET, grpc_offset: int | None = N
             "--grpc-port-offset",
             str(grpc_offset),
         ],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

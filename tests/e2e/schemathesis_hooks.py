@@ -23,6 +23,7 @@ def rejection_is_a_status(ctx: Any, response: Any, case: Any) -> bool | None:
     body = json.loads(response.content)
     assert isinstance(body, dict), f"{response.status_code} body is not an object: {body!r}"
     code, message = body.get("code"), body.get("message")
-    assert isinstance(code, int) and code > 0, f"no gRPC code in the status: {body!r}"
+    assert isinstance(code, int), f"no gRPC code in the status: {body!r}"
+    assert code > 0, f"an error with code OK: {body!r}"
     assert isinstance(message, str), f"no message in the status: {body!r}"
     return True

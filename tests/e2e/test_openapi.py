@@ -60,8 +60,7 @@ def test_every_exposed_rest_route_is_in_the_document_and_nothing_else(
     served: dict[str, Any],
 ) -> None:
     documented = {
-        (op["verb"].upper(), op["path"], op["x-grpc-method"])
-        for op in _operations(served).values()
+        (op["verb"].upper(), op["path"], op["x-grpc-method"]) for op in _operations(served).values()
     }
     routed = {(rpc.http_method, rpc.http_path, rpc.path) for rpc in RPCS}
     assert documented == routed
@@ -113,7 +112,12 @@ def test_watch_order_streams_one_documented_object_per_line(
         {
             "idempotencyKey": str(uuid.uuid4()),
             "lines": [{"productId": product, "quantity": 1}],
-            "card": {"number": "4242424242424242", "expiryMonth": 12, "expiryYear": 2099, "cvc": "123"},
+            "card": {
+                "number": "4242424242424242",
+                "expiryMonth": 12,
+                "expiryYear": 2099,
+                "cvc": "123",
+            },
             "shippingAddress": {
                 "name": "Ada",
                 "line1": "1 Main St",
@@ -142,7 +146,9 @@ def test_watch_order_streams_one_documented_object_per_line(
 
 
 @pytest.mark.parametrize("length", [9_000, 20_000, 70_000])
-def test_a_too_long_url_is_431_with_a_status(mesh: Mesh, served: dict[str, Any], length: int) -> None:
+def test_a_too_long_url_is_431_with_a_status(
+    mesh: Mesh, served: dict[str, Any], length: int
+) -> None:
     reply = call(mesh, "GET", "/v1/products?query=" + "a" * length)
     assert reply.status == 431
     _conforms(served, reply.json(), "google.rpc.Status")
