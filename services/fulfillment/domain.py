@@ -3,6 +3,11 @@
 One shipment per order. It is created when the order is confirmed and handed to the
 carrier at once (the simulated carrier never keeps a parcel waiting), so a shipment is
 CREATED only inside the transaction that creates it; both steps are published as events.
+
+Fulfillment is the one authority on "ship" versus "cancel" for a confirmed order: a
+CancelShipment that comes first records the order's shipment as CANCELLED (and a later
+OrderConfirmed finds it and dispatches nothing); one that comes after the dispatch is
+refused. The unique shipment per order decides a race between the two.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ MAX_ID = 64
 class ShipmentStatus(enum.StrEnum):
     CREATED = "CREATED"
     DISPATCHED = "DISPATCHED"
+    CANCELLED = "CANCELLED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,33 @@ class Shipment:
             tracking_number=tracking_number,
             dispatched_at_us=now_us,
         )
+
+
+def cancelled(shipment_id: str, order_id: str, now_us: int) -> Shipment:
+    """The shipment of an order cancelled before dispatch (owner and address unknown here:
+    the order's OrderConfirmed may not have arrived)."""
+    return Shipment(
+        shipment_id=shipment_id,
+        order_id=order_id,
+        user_id="",
+        status=ShipmentStatus.CANCELLED,
+        shipping_address="{}",
+        created_at_us=now_us,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CancelShipment:
+    """Command (the order service's): never dispatch this order."""
+
+    order_id: str
+    reason: str
+
+    def validate(self) -> None:
+        v = Validator()
+        v.text(self.order_id, "order_id", max_len=MAX_ID)
+        v.text(self.reason, "reason", max_len=500, required=False)
+        v.raise_if_any()
 
 
 @dataclass(frozen=True, slots=True)

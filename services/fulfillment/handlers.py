@@ -1,31 +1,43 @@
-"""Fulfillment's use cases: ship confirmed orders (an event handler) and serve shipments.
+"""Fulfillment's use cases: ship confirmed orders (an event handler), cancel shipments of
+orders not dispatched yet, and serve shipments.
 
 :func:`handle_order_confirmed` is the effect of an ``OrderConfirmed`` event. The consumer
 runs it inside the transaction that also records the event in the inbox, so its shipment
 and its outbox events (stream ``fulfillment``) commit together with "processed". It is
 idempotent per order on its own as well: a second OrderConfirmed for an order (a replayed
-event with a new id) finds the shipment and does nothing.
+event with a new id) finds the shipment and does nothing, and so does an OrderConfirmed for
+an order whose shipment was cancelled first (:meth:`Fulfillment.cancel_shipment`).
 """
 
 from __future__ import annotations
 
-import time
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
 from emporium.fulfillment.v1 import events_pb2 as events
 from emporium.order.v1 import events_pb2 as order_events
 from google.protobuf import json_format
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.fulfillment.carrier import Carrier, SimulatedCarrier
-from services.fulfillment.domain import MAX_ID, GetShipment, Shipment, ShipmentStatus
+from services.fulfillment.domain import (
+    MAX_ID,
+    CancelShipment,
+    GetShipment,
+    Shipment,
+    ShipmentStatus,
+    cancelled,
+)
 from services.fulfillment.repository import ShipmentRepository
 from services.platform import auth, outbox
+from services.platform.clock import now_us as wall_clock_us
+from services.platform.clock import timestamp
 from services.platform.db import Database
-from services.platform.errors import NotFound
+from services.platform.errors import FailedPrecondition, NotFound
 from services.platform.outbox import Envelope
+
+log = logging.getLogger("emporium.fulfillment")
 
 STREAM = "fulfillment"
 ORDER_CONFIRMED = order_events.OrderConfirmed.DESCRIPTOR.full_name
@@ -39,16 +51,6 @@ class MalformedEvent(ValueError):
     """An event this service cannot act on; the consumer retries, then dead-letters it."""
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def _timestamp(micros: int) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromMicroseconds(micros)
-    return stamp
-
-
 def _check(event: order_events.OrderConfirmed) -> None:
     for name in ("order_id", "user_id"):
         value = getattr(event, name)
@@ -59,7 +61,7 @@ def _check(event: order_events.OrderConfirmed) -> None:
 def order_confirmed_handler(
     carrier: Carrier | None = None,
     *,
-    now_us: Callable[[], int] = _now_us,
+    now_us: Callable[[], int] = wall_clock_us,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> EventHandler:
     """The OrderConfirmed effect with its carrier, clock and id source."""
@@ -69,7 +71,12 @@ def order_confirmed_handler(
         confirmed = order_events.OrderConfirmed.FromString(envelope.payload)
         _check(confirmed)
         repository = ShipmentRepository(session)
-        if await repository.by_order(confirmed.order_id) is not None:
+        existing = await repository.by_order(confirmed.order_id)
+        if existing is not None:
+            if existing.status is ShipmentStatus.CANCELLED:
+                log.info(
+                    "not dispatching a cancelled order", extra={"order_id": confirmed.order_id}
+                )
             return
         now = now_us()
         created = Shipment(
@@ -92,7 +99,7 @@ def order_confirmed_handler(
             events.ShipmentCreated(
                 shipment_id=shipment.shipment_id,
                 order_id=shipment.order_id,
-                occur_time=_timestamp(shipment.created_at_us),
+                occur_time=timestamp(shipment.created_at_us),
             ),
             shipment.shipment_id,
         )
@@ -104,7 +111,7 @@ def order_confirmed_handler(
                 order_id=shipment.order_id,
                 carrier=shipment.carrier,
                 tracking_number=shipment.tracking_number,
-                occur_time=_timestamp(now),
+                occur_time=timestamp(now),
             ),
             shipment.shipment_id,
         )
@@ -123,10 +130,39 @@ def _may_read(caller: auth.Caller, shipment: Shipment) -> bool:
 
 
 class Fulfillment:
-    """Serves shipments to the order's owner, admins and the order service."""
+    """Serves shipments to the order's owner, admins and the order service, and decides
+    cancellations for the order service."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        now_us: Callable[[], int] = wall_clock_us,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
         self._db = db
+        self._now_us = now_us
+        self._new_id = new_id
+
+    async def cancel_shipment(self, command: CancelShipment) -> Shipment:
+        """Records that the order must never be dispatched, unless it was already (then
+        FAILED_PRECONDITION). Idempotent; the order's unique shipment settles a race with
+        the OrderConfirmed effect: whichever commits first wins."""
+        auth.require_service("order")
+        command.validate()
+        async with self._db.transaction() as session:
+            repository = ShipmentRepository(session)
+            shipment = await repository.by_order(command.order_id)
+            if shipment is None:
+                fresh = cancelled(self._new_id(), command.order_id, self._now_us())
+                if await repository.add(fresh):
+                    log.info("shipment cancelled", extra={"order_id": command.order_id})
+                    return fresh
+                shipment = await repository.by_order(command.order_id)
+                assert shipment is not None
+        if shipment.status is not ShipmentStatus.CANCELLED:
+            raise FailedPrecondition("the order's shipment was dispatched already")
+        return shipment
 
     async def get_shipment(self, query: GetShipment) -> Shipment:
         caller = auth.current_caller()

@@ -16,13 +16,11 @@ from grpc import aio
 from services.fulfillment.handlers import ORDER_CONFIRMED, Fulfillment, handle_order_confirmed
 from services.fulfillment.service import FulfillmentServicer
 from services.platform import runner
-from services.platform.bus import Bus, stream_name
 from services.platform.config import Settings
-from services.platform.consumer import Consumer
 from services.platform.db import Database
 from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics
-from services.platform.relay import OutboxRelay
+from services.platform.publishing import consuming, outbox_publishing
 from services.platform.server import Hook, ServiceDefinition
 
 SERVICE = pb.DESCRIPTOR.services_by_name["FulfillmentService"].full_name
@@ -34,22 +32,17 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
     fulfillment = Fulfillment(db)
-    on_start: list[Hook] = []
-    on_stop: list[Hook] = [db.dispose]
-    if settings.redis_url:
-        bus = Bus.from_url(settings.redis_url)
-        relay = OutboxRelay(db, bus, metrics=metrics)
-        consumer = Consumer(
-            db,
-            bus,
-            group=GROUP,
-            streams=[stream_name("order")],
-            handlers={ORDER_CONFIRMED: handle_order_confirmed},
-            metrics=metrics,
-            after_commit=relay.notify,
-        )
-        on_start += [relay.start, consumer.start]
-        on_stop[:0] = [consumer.stop, relay.stop, bus.close]
+    start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)
+    start_consuming, stop_consuming = consuming(
+        settings,
+        db,
+        metrics,
+        group=GROUP,
+        contexts=["order"],
+        handlers={ORDER_CONFIRMED: handle_order_confirmed},
+    )
+    on_start: list[Hook] = [*start_publishing, *start_consuming]
+    on_stop: list[Hook] = [*stop_consuming, *stop_publishing, db.dispose]
 
     def register(server: aio.Server) -> None:
         pb_grpc.add_FulfillmentServiceServicer_to_server(FulfillmentServicer(fulfillment), server)

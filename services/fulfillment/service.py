@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from emporium.fulfillment.v1 import fulfillment_service_pb2 as pb
 from emporium.fulfillment.v1 import fulfillment_service_pb2_grpc as pb_grpc
-from google.protobuf.timestamp_pb2 import Timestamp
-from grpc import aio
 
-from services.fulfillment.domain import GetShipment, Shipment
+from services.fulfillment.domain import CancelShipment, GetShipment, Shipment
 from services.fulfillment.handlers import Fulfillment
-
-Context = aio.ServicerContext[Any, Any]
-
-
-def _timestamp(micros: int) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromMicroseconds(micros)
-    return stamp
+from services.platform.clock import timestamp
+from services.platform.types import Context
 
 
 def shipment_proto(shipment: Shipment) -> pb.Shipment:
@@ -28,10 +18,10 @@ def shipment_proto(shipment: Shipment) -> pb.Shipment:
         status=pb.ShipmentStatus.Value(f"SHIPMENT_STATUS_{shipment.status.value}"),
         carrier=shipment.carrier,
         tracking_number=shipment.tracking_number,
-        create_time=_timestamp(shipment.created_at_us),
+        create_time=timestamp(shipment.created_at_us),
     )
     if shipment.dispatched_at_us is not None:
-        message.dispatch_time.CopyFrom(_timestamp(shipment.dispatched_at_us))
+        message.dispatch_time.CopyFrom(timestamp(shipment.dispatched_at_us))
     return message
 
 
@@ -44,3 +34,10 @@ class FulfillmentServicer(pb_grpc.FulfillmentServiceServicer):
     ) -> pb.GetShipmentResponse:
         shipment = await self._fulfillment.get_shipment(GetShipment(request.order_id))
         return pb.GetShipmentResponse(shipment=shipment_proto(shipment))
+
+    async def CancelShipment(
+        self, request: pb.CancelShipmentRequest, context: Context
+    ) -> pb.CancelShipmentResponse:
+        command = CancelShipment(request.order_id, request.reason)
+        shipment = await self._fulfillment.cancel_shipment(command)
+        return pb.CancelShipmentResponse(shipment=shipment_proto(shipment))

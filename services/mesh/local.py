@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.edge.spec import Endpoint
-from services.mesh import edge, storefront
+from services.mesh import edge, observe, storefront
 from services.mesh.environment import SERVICE_ACCOUNTS, Credentials, MeshEnvironment
 from services.mesh.health import wait_serving
 from services.mesh.processes import ProcessGroup
@@ -67,6 +67,7 @@ class Options:
     timeout: float = 60.0
     edge: bool = True
     canary: bool = False
+    observe: bool = False
 
 
 class LocalMesh:
@@ -87,8 +88,13 @@ class LocalMesh:
         self.redis: EmbeddedRedis | None = None
         self.environment: MeshEnvironment | None = None
         self.edge_url: str | None = None
+<<<<<<< HEAD
         #: Why there is no storefront and /docs page (no Node.js, a failed build), if so.
         self.no_site: str | None = None
+=======
+        self.edge_admin: tuple[str, int] | None = None
+        self.prometheus_url: str | None = None
+>>>>>>> main
         self.started = time.monotonic()
 
     def start_redis(self) -> str:
@@ -181,8 +187,20 @@ class LocalMesh:
             print(str(exc), file=sys.stderr)
             return False
         self.edge_url = f"http://127.0.0.1:{spec.listen_port}"
+        self.edge_admin = (spec.admin_address, spec.admin_port)
         if canary is not None:
             self.targets = {**self.targets, "order-v2": canary}
+        return True
+
+    async def start_prometheus(self) -> bool:
+        """``--observe``: Prometheus scraping every service and the edge (services.mesh.observe)."""
+        try:
+            self.prometheus_url = await observe.observe_local(
+                self.group, self.metrics, self.edge_admin, self.data_dir, self.options.port_offset
+            )
+        except RuntimeError as exc:
+            print(str(exc), file=sys.stderr)
+            return False
         return True
 
     def banner(self) -> str:
@@ -195,6 +213,7 @@ class LocalMesh:
         ]
         if edge_url is not None:
             lines.append(f"  {'edge':<12} {edge_url} (REST/JSON, gRPC-Web, gRPC; docs/edge.md)")
+<<<<<<< HEAD
             lines.append(f"  {'openapi':<12} {edge_url}/openapi.json")
             if self.no_site is None:
                 lines.append(f"  {'storefront':<12} {edge_url}/  (open it in a browser)")
@@ -202,6 +221,13 @@ class LocalMesh:
             else:
                 first = self.no_site.splitlines()[0]
                 lines.append(f"  {'storefront':<12} not served, nor /docs: {first}")
+=======
+            lines.append(f"  {'storefront':<12} {edge_url}/  (open it in a browser)")
+        if self.prometheus_url is not None:
+            lines.append(
+                f"  {'prometheus':<12} {self.prometheus_url}/alerts  (docs/observability.md)"
+            )
+>>>>>>> main
         lines += [
             "",
             f"  demo user    {DEMO_USER[0]} / {DEMO_USER[1]}",

@@ -144,3 +144,21 @@ async def start_local(
             return url
         await asyncio.sleep(0.2)
     raise RuntimeError(f"Prometheus did not become ready; see {child.log_path}")
+
+
+async def observe_local(
+    group: ProcessGroup,
+    metrics_ports: dict[str, int],
+    edge_admin: tuple[str, int] | None,
+    data_dir: Path,
+    port_offset: int = 0,
+) -> str | None:
+    """``scripts/up --observe``: Prometheus for what the launcher started. Returns its URL,
+    or ``None`` (having said why) when there is no prometheus binary."""
+    if prometheus_binary() is None:
+        print("no prometheus binary (Debian package prometheus): starting without Prometheus")
+        return None
+    targets = service_targets(metrics_ports)
+    if edge_admin is not None:
+        targets.append(edge_target(*edge_admin))
+    return await start_local(group, targets, data_dir, port_offset=port_offset)

@@ -36,6 +36,8 @@ async def run(options: Options) -> int:
         created = await mesh.seed()
         if options.edge and not await mesh.start_front():
             return 1
+        if options.observe and not await mesh.start_prometheus():
+            return 1
         print(mesh.banner())
         print(
             f"\nAll {len(mesh.names)} services healthy in {healthy_after:.1f}s; seeded {created}."
@@ -70,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also start order-v2 (SERVICE_VERSION=v2): the edge sends it requests with "
         "'x-canary: true' and canary.weight percent (values.yaml) of the rest",
     )
+    parser.add_argument(
+        "--observe",
+        action="store_true",
+        help="also start Prometheus (Debian package prometheus) scraping every service and "
+        "the edge, with the rules of observability/prometheus; docs/observability.md",
+    )
     args = parser.parse_args(argv)
     options = Options(
         data_dir=Path(args.data_dir).resolve(),
@@ -81,5 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         edge=args.edge,
         canary=args.canary,
+        observe=args.observe,
     )
     return asyncio.run(run(options))

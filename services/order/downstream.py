@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 import grpc
 from emporium.catalog.v1 import catalog_service_pb2 as catalog_pb
 from emporium.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
+from emporium.fulfillment.v1 import fulfillment_service_pb2 as fulfillment_pb
+from emporium.fulfillment.v1 import fulfillment_service_pb2_grpc as fulfillment_grpc
 from emporium.inventory.v1 import inventory_service_pb2 as inventory_pb
 from emporium.inventory.v1 import inventory_service_pb2_grpc as inventory_grpc
 from emporium.payment.v1 import payment_service_pb2 as payment_pb
@@ -15,7 +17,13 @@ from emporium.payment.v1 import payment_service_pb2_grpc as payment_grpc
 
 from services.order import events as codec
 from services.order.domain import Card, Money, Product
-from services.order.ports import Authorization, Reservation, SkuLine, StepFailed
+from services.order.ports import (
+    Authorization,
+    Reservation,
+    ShipmentDispatched,
+    SkuLine,
+    StepFailed,
+)
 from services.platform.errors import Unavailable
 
 #: Failures worth retrying: the call may succeed later (or did succeed unseen; every saga
@@ -189,3 +197,21 @@ class GrpcCatalog:
                 return None
             raise Unavailable("the catalog is unavailable; try again later") from error
         return _product(response.product)
+
+
+class GrpcFulfillment:
+    """Asks fulfillment, the authority on "ship" versus "cancel", to cancel a shipment."""
+
+    def __init__(self, stub: fulfillment_grpc.FulfillmentServiceAsyncStub) -> None:
+        self._stub = stub
+
+    async def cancel_shipment(self, order_id: str, reason: str) -> None:
+        request = fulfillment_pb.CancelShipmentRequest(order_id=order_id, reason=reason)
+        try:
+            await self._stub.CancelShipment(request)
+        except grpc.RpcError as error:
+            if _code(error) is grpc.StatusCode.FAILED_PRECONDITION:
+                raise ShipmentDispatched(order_id) from error
+            raise Unavailable(
+                "fulfillment is unavailable, so the order was not cancelled; try again later"
+            ) from error

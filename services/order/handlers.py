@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.order.domain import Order, OrderStatus, PlaceOrder, price_lines
 from services.order.notifier import Notifier
-from services.order.ports import Catalog
+from services.order.ports import Catalog, Fulfillment, ShipmentDispatched
 from services.order.projector import OrderView, changes
 from services.order.repository import (
     DuplicateRequest,
@@ -99,6 +99,7 @@ class Orders:
         self,
         db: Database,
         catalog: Catalog,
+        fulfillment: Fulfillment,
         runner: SagaRunner,
         notifier: Notifier,
         lease: Lease,
@@ -111,6 +112,7 @@ class Orders:
     ) -> None:
         self._db = db
         self._catalog = catalog
+        self._fulfillment = fulfillment
         self._runner = runner
         self._notifier = notifier
         self._lease = lease
@@ -158,40 +160,62 @@ class Orders:
         return await self.get(caller, order_id)
 
     async def cancel(self, caller: Caller, order_id: str, reason: str) -> OrderView:
-        """Cancels a pending order (its saga compensates) or a confirmed one (refund and
-        restock); waits a little for the outcome and returns the order as it then is."""
+        """Cancels a pending order (its saga compensates) or a confirmed one that fulfillment
+        agrees not to ship (refund and restock); waits a little for the outcome and returns
+        the order as it then is."""
         reason = reason.strip() or "cancelled by the customer"
         v = Validator()
         v.text(order_id, "order_id", max_len=64)
         v.text(reason, "reason", max_len=MAX_REASON)
         v.raise_if_any()
-        now = self._now_us()
+        if await self._request_cancel(caller, order_id, reason):
+            # Confirmed: fulfillment decides. Until it agrees nothing changes here, so a
+            # dispatched order is never refunded and shipped units are never restocked.
+            try:
+                await self._fulfillment.cancel_shipment(order_id, reason)
+            except ShipmentDispatched:
+                raise FailedPrecondition(
+                    "the order was dispatched already and cannot be cancelled"
+                ) from None
+            if await self._reopen(order_id, reason):
+                self._runner.start(order_id)
+        else:
+            self._runner.poke(order_id)
+        return await self._settled(caller, order_id)
+
+    async def _request_cancel(self, caller: Caller, order_id: str, reason: str) -> bool:
+        """Records the cancel request of a pending order; true if the order is confirmed
+        (and not being cancelled already), which fulfillment must agree to first."""
         async with self._db.transaction() as session:
             saga = await lock_saga(session, order_id)
             order = await OrderStore(session).load(order_id)
             if not order.exists or not _may_see(caller, order.user_id) or saga is None:
                 raise NotFound("no such order")
-            saga_running = saga._mapping["status"] == RUNNING
-            start = False
             if order.status is OrderStatus.CANCELLED:
-                pass  # idempotent
-            elif order.status is OrderStatus.PENDING:
+                return False  # idempotent
+            if order.status is OrderStatus.PENDING:
                 if saga._mapping["cancel_reason"] is None:
-                    await request_cancel(session, order_id, reason, now)
-            elif order.status is OrderStatus.CONFIRMED:
-                if not saga_running:
-                    await reopen_for_cancel(session, order_id, reason, now, self._lease)
-                    start = True
-            else:
-                assert order.status is not None
-                raise FailedPrecondition(
-                    f"an order that is {order.status.value.lower()} cannot be cancelled"
-                )
-        if start:
-            self._runner.start(order_id)
-        else:
-            self._runner.poke(order_id)
-        return await self._settled(caller, order_id)
+                    await request_cancel(session, order_id, reason, self._now_us())
+                return False
+            if order.status is OrderStatus.CONFIRMED:
+                return bool(saga._mapping["status"] != RUNNING)
+            assert order.status is not None
+            raise FailedPrecondition(
+                f"an order that is {order.status.value.lower()} cannot be cancelled"
+            )
+
+    async def _reopen(self, order_id: str, reason: str) -> bool:
+        """Reopens the ended saga of a confirmed order to refund and restock it (held
+        here); false if a concurrent cancel did so first."""
+        async with self._db.transaction() as session:
+            saga = await lock_saga(session, order_id)
+            order = await OrderStore(session).load(order_id)
+            if saga is None or order.status is not OrderStatus.CONFIRMED:
+                return False
+            if saga._mapping["status"] == RUNNING:
+                return False
+            await reopen_for_cancel(session, order_id, reason, self._now_us(), self._lease)
+            return True
 
     async def _settled(self, caller: Caller, order_id: str) -> OrderView:
         """The order once it reaches a final status, or as it is after ``cancel_wait`` (never

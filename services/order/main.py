@@ -11,6 +11,7 @@ from pathlib import Path
 from emporium.catalog.v1 import catalog_service_pb2 as catalog_pb
 from emporium.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
 from emporium.fulfillment.v1 import events_pb2 as fulfillment_events
+from emporium.fulfillment.v1 import fulfillment_service_pb2_grpc as fulfillment_grpc
 from emporium.inventory.v1 import inventory_service_pb2 as inventory_pb
 from emporium.inventory.v1 import inventory_service_pb2_grpc as inventory_grpc
 from emporium.order.v1 import order_service_pb2 as pb
@@ -20,7 +21,12 @@ from emporium.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from grpc import aio
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.order.downstream import GrpcCatalog, GrpcInventory, GrpcPayments
+from services.order.downstream import (
+    GrpcCatalog,
+    GrpcFulfillment,
+    GrpcInventory,
+    GrpcPayments,
+)
 from services.order.handlers import Orders
 from services.order.notifier import Notifier
 from services.order.saga import Outcome, RetryPolicy, Saga
@@ -28,15 +34,13 @@ from services.order.saga_runner import SagaRunner
 from services.order.saga_store import Lease, SqlSagaStore
 from services.order.service import OrderServicer
 from services.platform import runner
-from services.platform.bus import Bus, stream_name
 from services.platform.clients import open_channel
 from services.platform.clock import now_us
 from services.platform.config import Settings
-from services.platform.consumer import Consumer
 from services.platform.db import Database
 from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics, OldestAge, Sampler
-from services.platform.relay import OutboxRelay
+from services.platform.publishing import consuming, outbox_publishing
 from services.platform.resilience import guard
 from services.platform.server import ServiceDefinition
 from services.platform.service_token import ServiceToken
@@ -130,14 +134,16 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         default_timeout=call_timeout,
         interceptors=[token.interceptor(), *guard("payment", settings, metrics)],
     )
+    fulfillment_channel = open_channel(
+        settings.target("fulfillment"),
+        default_timeout=call_timeout,
+        interceptors=[token.interceptor(), *guard("fulfillment", settings, metrics)],
+    )
 
     notifier = Notifier()
-    wake_relay: list[Callable[[], None]] = []
 
     def committed(order_id: str) -> None:
         notifier.notify(order_id)
-        for wake in wake_relay:
-            wake()
 
     policy = RetryPolicy(
         budget_seconds=settings.seconds("EMPORIUM_SAGA_RETRY_BUDGET_SECONDS", 30.0),
@@ -162,32 +168,28 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     orders = Orders(
         db,
         GrpcCatalog(catalog_grpc.CatalogServiceStub(catalog_channel)),
+        GrpcFulfillment(fulfillment_grpc.FulfillmentServiceStub(fulfillment_channel)),
         sagas,
         notifier,
         lease,
         on_commit=committed,
     )
 
-    on_start: list[Hook] = []
-    on_stop: list[Hook] = []
+    # The relay is woken by the database's commit hook (order events go through the outbox).
+    start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)
+    start_consuming, stop_consuming = consuming(
+        settings,
+        db,
+        metrics,
+        contexts=["fulfillment"],
+        handlers={
+            fulfillment_events.ShipmentDispatched.DESCRIPTOR.full_name: orders.record_shipment
+        },
+    )
+    on_start: list[Hook] = [*start_publishing, *start_consuming]
+    on_stop: list[Hook] = [*stop_consuming, *stop_publishing]
     # Not the bus: with the outbox, orders are taken while Redis is away.
     readiness: list[Hook] = [db.ping]
-    if settings.redis_url:
-        bus = Bus.from_url(settings.redis_url)
-        relay = OutboxRelay(db, bus, metrics=metrics)
-        consumer = Consumer(
-            db,
-            bus,
-            group="order",
-            streams=[stream_name("fulfillment")],
-            handlers={
-                fulfillment_events.ShipmentDispatched.DESCRIPTOR.full_name: orders.record_shipment
-            },
-            metrics=metrics,
-        )
-        wake_relay.append(relay.notify)
-        on_start += [relay.start, consumer.start]
-        on_stop += [consumer.stop, relay.stop, bus.close]
 
     on_start.append(sagas.begin)
     saga_gauges = _running_sagas(metrics, store, policy.budget_seconds)
@@ -195,7 +197,8 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     on_stop.insert(0, saga_gauges.stop)
 
     async def close_channels() -> None:
-        for channel in (catalog_channel, inventory_channel, payment_channel):
+        channels = (catalog_channel, inventory_channel, payment_channel, fulfillment_channel)
+        for channel in channels:
             await channel.close()
         await token.close()
 

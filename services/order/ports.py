@@ -71,6 +71,17 @@ class Payments(Protocol):
     async def refund(self, payment_id: str, reason: str, idempotency_key: str) -> None: ...
 
 
+class ShipmentDispatched(Exception):
+    """Fulfillment refused to cancel: the order's shipment was dispatched already."""
+
+
+class Fulfillment(Protocol):
+    async def cancel_shipment(self, order_id: str, reason: str) -> None:
+        """Makes sure the order is never dispatched. Raises :class:`ShipmentDispatched`
+        when it was already, and ``Unavailable`` when fulfillment cannot say."""
+        ...
+
+
 class Catalog(Protocol):
     async def products(self, product_ids: Sequence[str]) -> Mapping[str, Product]:
         """The known products among ``product_ids`` (unknown ids are simply absent)."""

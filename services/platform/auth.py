@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -11,6 +14,8 @@ from typing import Any
 import jwt
 
 from services.platform.errors import PermissionDenied, Unauthenticated
+
+log = logging.getLogger("emporium.auth")
 
 #: The only signature algorithm Emporium issues and accepts.
 ALGORITHM = "ES256"
@@ -76,8 +81,16 @@ JwkFetcher = Callable[[], Awaitable[Sequence[Mapping[str, Any]]]]
 class JwksCache:
     """Public keys by ``kid``, fetched from identity and cached.
 
-    An unknown ``kid`` triggers a refetch (keys rotate), at most once per
-    ``min_refresh_seconds`` so a flood of forged kids cannot hammer identity.
+    - **Fresh** keys (fetched less than ``ttl_seconds`` ago) are served as they are.
+    - **Stale** keys (up to ``max_stale_seconds`` after the last successful fetch, one hour
+      by default) are still served at once while a refresh runs in the background
+      (stale-while-revalidate): a slow or unavailable identity delays no request.
+      Older keys are not trusted: a request then waits for a refresh (at most
+      ``fetch_timeout`` seconds) and is UNAUTHENTICATED if identity cannot answer.
+    - An **unknown** ``kid`` (keys rotate) triggers a refetch, attempted at most once per
+      ``min_refresh_seconds`` (successful or not), so neither a flood of forged kids nor
+      an outage makes every request knock on identity.
+    - **Single flight**: one fetch at a time; every request that needs it awaits that one.
     """
 
     def __init__(
@@ -86,42 +99,118 @@ class JwksCache:
         *,
         ttl_seconds: float = 300.0,
         min_refresh_seconds: float = 5.0,
+        max_stale_seconds: float = 3600.0,
+        fetch_timeout: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
         self._ttl = ttl_seconds
         self._min_refresh = min_refresh_seconds
+        self._max_stale = max_stale_seconds
+        self._fetch_timeout = fetch_timeout
         self._clock = clock
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._inflight: asyncio.Future[None] | None = None
+
+    @property
+    def fetching(self) -> bool:
+        """Whether a fetch is under way."""
+        return self._inflight is not None
+
+    async def key(self, kid: str) -> Any | None:
+        """The public key named ``kid``; ``None`` when identity does not know it."""
+        now = self._clock()
+        age = None if self._fetched_at is None else now - self._fetched_at
+        if age is not None and age <= self._max_stale:
+            if kid in self._keys:
+                if age > self._ttl and not self.fetching and self._may_attempt(now):
+                    self._start_fetch(now)  # revalidate in the background
+                return self._keys[kid]
+            if not self._may_attempt(now):
+                return None
+        elif not self._may_attempt(now) and not self.fetching:
+            raise Unauthenticated("signing keys are unavailable")
+        try:
+            await self._wait_for_fetch(now)
+        except Exception as exc:
+            if not self._usable(self._clock()):
+                raise Unauthenticated("signing keys are unavailable") from exc
+        return self._keys.get(kid) if self._usable(self._clock()) else None
+
+    def _usable(self, now: float) -> bool:
+        return self._fetched_at is not None and now - self._fetched_at <= self._max_stale
+
+    def _may_attempt(self, now: float) -> bool:
+        return self._attempted_at is None or now - self._attempted_at >= self._min_refresh
+
+    def _start_fetch(self, now: float) -> asyncio.Future[None]:
+        """The fetch under way, or a new one (the caller checked the rate limit)."""
+        if self._inflight is None:
+            self._attempted_at = now
+            self._inflight = asyncio.ensure_future(self._refresh())
+            self._inflight.add_done_callback(self._fetched)
+        return self._inflight
+
+    async def _wait_for_fetch(self, now: float) -> None:
+        await asyncio.shield(self._start_fetch(now))
+
+    def _fetched(self, done: asyncio.Future[None]) -> None:
+        self._inflight = None
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("fetching identity's signing keys failed: %r", done.exception())
 
     async def _refresh(self) -> None:
-        jwks = await self._fetch()
+        async with asyncio.timeout(self._fetch_timeout):
+            jwks = await self._fetch()
         self._keys = {str(jwk["kid"]): jwt.PyJWK(dict(jwk)).key for jwk in jwks}
         self._fetched_at = self._clock()
 
-    async def key(self, kid: str) -> Any | None:
-        now = self._clock()
-        age = None if self._fetched_at is None else now - self._fetched_at
-        if age is None or age > self._ttl or (kid not in self._keys and age > self._min_refresh):
-            try:
-                await self._refresh()
-            except Exception as exc:  # identity unreachable: keep the keys we have
-                if not self._keys:
-                    raise Unauthenticated("signing keys are unavailable") from exc
-        return self._keys.get(kid)
-
 
 class TokenVerifier:
-    """Verifies a bearer token's signature, issuer, audience and expiry."""
+    """Verifies a bearer token's signature, issuer, audience and expiry.
 
-    def __init__(self, keys: JwksCache, *, issuer: str, audience: str, leeway: float = 5) -> None:
+    Verified tokens are remembered (up to ``cache_size``, least recently used first out)
+    until their ``exp``: a token seen before costs one dictionary lookup, not a signature
+    check. A remembered token stays accepted until it expires even if identity stops
+    publishing its key meanwhile, as it would be by any service that verified it earlier.
+    """
+
+    def __init__(
+        self,
+        keys: JwksCache,
+        *,
+        issuer: str,
+        audience: str,
+        leeway: float = 5,
+        cache_size: int = 4096,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
+        self._cache_size = cache_size
+        self._now = now
+        self._verified: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
 
     async def verify(self, token: str) -> Caller:
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            caller, expires = remembered
+            if self._now() < expires:
+                self._verified.move_to_end(token)
+                return caller
+            del self._verified[token]
+        caller, expires = await self._check(token)
+        if self._cache_size > 0:
+            self._verified[token] = (caller, expires)
+            if len(self._verified) > self._cache_size:
+                self._verified.popitem(last=False)
+        return caller
+
+    async def _check(self, token: str) -> tuple[Caller, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -149,11 +238,12 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthenticated("invalid token") from exc
         roles = claims.get("roles", [])
-        return Caller(
+        caller = Caller(
             subject=str(claims["sub"]),
             username=str(claims.get("name", "")),
             roles=frozenset(str(r) for r in roles) if isinstance(roles, list) else frozenset(),
         )
+        return caller, float(claims["exp"])
 
 
 def bearer_token(metadata: Mapping[str, str]) -> str | None:

@@ -10,19 +10,26 @@ from emporium.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from services.platform.auth import JwksCache, TokenVerifier
 from services.platform.clients import open_channel
 from services.platform.config import Settings
+from services.platform.metrics import Metrics
+from services.platform.resilience import guard
 
 _SERVICE = identity_pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
 _JWK_FIELDS = ("kty", "kid", "use", "alg", "crv", "x", "y", "n", "e")
+#: A key fetch gives up after this long: requests wait for one only when they must.
+FETCH_TIMEOUT = 1.0
 
 
-def identity_verifier(settings: Settings) -> TokenVerifier:
-    """A verifier whose keys come from identity's GetJwks (cached, refreshed on rotation)."""
+def identity_verifier(settings: Settings, metrics: Metrics | None = None) -> TokenVerifier:
+    """A verifier whose keys come from identity's GetJwks: cached, refreshed in the
+    background, served stale for up to an hour while identity is unavailable
+    (:class:`services.platform.auth.JwksCache`). The channel is guarded by the platform's
+    bulkhead and breaker (shared with the process's other identity channels when
+    ``metrics`` is given)."""
     channel = open_channel(
         settings.target("identity"),
-        retryable=[
-            (identity_pb.DESCRIPTOR.services_by_name["IdentityService"].full_name, "GetJwks")
-        ],
-        default_timeout=3.0,
+        retryable=[(_SERVICE, "GetJwks")],
+        default_timeout=FETCH_TIMEOUT,
+        interceptors=guard("identity", settings, metrics),
     )
     stub = identity_grpc.IdentityServiceStub(channel)
 
@@ -34,5 +41,7 @@ def identity_verifier(settings: Settings) -> TokenVerifier:
         ]
 
     return TokenVerifier(
-        JwksCache(fetch), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        JwksCache(fetch, fetch_timeout=FETCH_TIMEOUT),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
     )

@@ -1,10 +1,12 @@
 """The outbox relay: publishes committed outbox rows to the bus, then marks them.
 
-Handlers call :meth:`OutboxRelay.notify` after committing rows, so the relay wakes at
-once; ``idle_poll`` is only the safety net for rows committed by someone who did not
-notify (another process, a restarted service). Publish-then-mark makes delivery
-at-least-once: a crash between the two republishes the batch, which consumers absorb
-through their inbox.
+The database's commit hook calls :meth:`OutboxRelay.notify` after every commit that
+wrote outbox rows (:func:`services.platform.publishing.outbox_publishing` wires it), so
+the relay wakes at once; ``idle_poll`` is only the safety net for rows committed by
+another process. Each round publishes every stream's rows in one pipelined round trip
+(one fsync at ``appendfsync always``) and marks them in one transaction. Publish-then-mark
+makes delivery at-least-once: a crash between the two republishes the batch, which
+consumers absorb through their inbox.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.platform.bus import Backoff, Bus, bus_metrics, stream_name
+from services.platform.bus import Bus, bus_metrics, stream_name
+from services.platform.clock import now_us
 from services.platform.db import Database
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope, outbox
+from services.platform.retry import Backoff
 
 log = logging.getLogger("emporium.relay")
 
@@ -141,22 +145,21 @@ class OutboxRelay:
             ).all()
         if not rows:
             return 0
-        by_stream: dict[str, list[Any]] = defaultdict(list)
+        by_stream: dict[str, list[Envelope]] = defaultdict(list)
         for row in rows:
-            by_stream[row.stream].append(row)
-        for context, batch in by_stream.items():
-            stream = stream_name(context)
-            await self._publish(stream, [_envelope(row) for row in batch])
-            await self._mark([row.id for row in batch])
-            if self._metrics is not None:
+            by_stream[stream_name(row.stream)].append(_envelope(row))
+        await self._publish(by_stream)
+        await self._mark([row.id for row in rows])
+        if self._metrics is not None:
+            for stream, batch in by_stream.items():
                 self._metrics.published.labels(stream).inc(len(batch))
         return len(rows)
 
-    async def _publish(self, stream: str, envelopes: list[Envelope]) -> None:
-        await self._bus.publish(stream, envelopes)
+    async def _publish(self, batches: dict[str, list[Envelope]]) -> None:
+        await self._bus.publish_many(batches)
 
     async def _mark(self, ids: list[int]) -> None:
-        now = time.time_ns() // 1000
+        now = now_us()
         async with self._db.transaction() as session:
             await session.execute(
                 sa.update(outbox).where(outbox.c.id.in_(ids)).values(published_at_us=now)
@@ -184,7 +187,7 @@ class OutboxRelay:
         if self._retention is None or time.monotonic() - self._purged_at < _PURGE_INTERVAL_SECONDS:
             return
         self._purged_at = time.monotonic()
-        cutoff = time.time_ns() // 1000 - int(self._retention * 1_000_000)
+        cutoff = now_us() - int(self._retention * 1_000_000)
         try:
             async with self._db.transaction() as session:
                 await session.execute(sa.delete(outbox).where(outbox.c.published_at_us < cutoff))

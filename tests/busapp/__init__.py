@@ -122,7 +122,8 @@ async def spawn_worker(*args: str) -> asyncio.subprocess.Process:
         cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
-    await expect_line(process, "READY")
+    # Generous: a loaded machine takes seconds just to import a fresh interpreter's modules.
+    await expect_line(process, "READY", timeout=60.0)
     return process
 
 

@@ -33,9 +33,9 @@ def _hang() -> None:
 
 
 class _RelayThatHangsBeforeMarking(OutboxRelay):
-    async def _publish(self, stream: str, envelopes: list[Envelope]) -> None:
-        await super()._publish(stream, envelopes)
-        _say(f"PUBLISHED {len(envelopes)}")
+    async def _publish(self, batches: dict[str, list[Envelope]]) -> None:
+        await super()._publish(batches)
+        _say(f"PUBLISHED {sum(len(batch) for batch in batches.values())}")
         _hang()
 
 

@@ -21,10 +21,11 @@ PUBLIC = {
 ORDER_ONLY = {
     "payment": {"AuthorizePayment", "CapturePayment", "VoidAuthorization", "RefundPayment"},
     "inventory": {"ReserveStock", "ReleaseReservation", "CommitReservation"},
+    "fulfillment": {"CancelShipment"},
 }
 ADMIN = {"catalog": {"CreateProduct", "UpdateProduct"}, "inventory": {"AdjustStock"}}
 # The services the order service calls (the edge calls every service).
-ORDER_CALLS = {"identity", "catalog", "inventory", "payment"}
+ORDER_CALLS = {"identity", "catalog", "inventory", "payment", "fulfillment"}
 
 
 def _principal(name: str) -> str:

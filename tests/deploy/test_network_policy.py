@@ -13,7 +13,7 @@ CALLS = {
     "catalog": {"identity"},
     "inventory": {"identity"},
     "payment": {"identity"},
-    "order": {"identity", "catalog", "inventory", "payment"},
+    "order": {"identity", "catalog", "inventory", "payment", "fulfillment"},
     "fulfillment": {"identity"},
 }
 DNS = Pod("kube-system", {"k8s-app": "kube-dns"})

@@ -48,10 +48,12 @@ def start(
     data_dir: Path,
     offset: int = PORT_OFFSET,
     grpc_offset: int | None = None,
+    *extra: str,
     root: Path = ROOT,
     timeout: float = 180,
 ) -> Mesh:
-    """scripts/up of ``root`` (this checkout, or a clone of it) until it is up."""
+    """Runs ``scripts/up`` of ``root`` (this checkout, or a clone of it) with ``extra``
+    arguments until it reports every service healthy."""
     offset += ports_shift()  # EMPORIUM_TEST_PORT_SHIFT: two test runs side by side
     if grpc_offset is None:
         grpc_offset = offset + GRPC_PORT_SHIFT
@@ -67,6 +69,7 @@ def start(
             str(offset),
             "--grpc-port-offset",
             str(grpc_offset),
+            *extra,
         ],
         cwd=root,
         env=env,

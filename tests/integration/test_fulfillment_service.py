@@ -245,3 +245,75 @@ async def test_with_redis_an_order_confirmed_on_the_bus_is_shipped_and_announced
                 assert await store.rows("SELECT event_id FROM inbox") == [(envelope.event_id,)]
         finally:
             await bus.close()
+
+
+# -- CancelShipment: fulfillment decides "ship" or "cancel" ----------------------------------------
+
+
+async def _cancel(stub: pb_grpc.FulfillmentServiceStub, order_id: str, token: str) -> pb.Shipment:
+    request = pb.CancelShipmentRequest(order_id=order_id, reason="changed my mind")
+    return (await stub.CancelShipment(request, metadata=bearer(token))).shipment
+
+
+async def test_a_cancelled_order_is_never_dispatched_when_its_confirmation_arrives_later(
+    store: Store, shipments: pb_grpc.FulfillmentServiceStub, tokens: Tokens
+) -> None:
+    cancelled = await _cancel(shipments, "order-20", tokens.service("order"))
+    assert cancelled.status == pb.SHIPMENT_STATUS_CANCELLED
+    await store.deliver(order_confirmed("order-20"))
+    assert await store.rows("SELECT status FROM shipments WHERE order_id = 'order-20'") == [
+        ("CANCELLED",)
+    ]
+    assert await store.events() == []  # nothing created, nothing dispatched
+    again = await _cancel(shipments, "order-20", tokens.service("order"))
+    assert again == cancelled  # idempotent
+    assert (await _get(shipments, "order-20", tokens.admin)).status == pb.SHIPMENT_STATUS_CANCELLED
+
+
+async def test_a_dispatched_order_cannot_be_cancelled(
+    store: Store, shipments: pb_grpc.FulfillmentServiceStub, tokens: Tokens
+) -> None:
+    await store.deliver(order_confirmed("order-21"))
+    with pytest.raises(grpc.RpcError) as caught:
+        await _cancel(shipments, "order-21", tokens.service("order"))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    shipment = await _get(shipments, "order-21", tokens.admin)
+    assert shipment.status == pb.SHIPMENT_STATUS_DISPATCHED
+
+
+async def test_cancelling_races_the_confirmation_and_exactly_one_wins(
+    store: Store, shipments: pb_grpc.FulfillmentServiceStub, tokens: Tokens
+) -> None:
+    order_ids = [f"order-race-{i}" for i in range(8)]
+
+    async def cancel(order_id: str) -> grpc.StatusCode:
+        try:
+            await _cancel(shipments, order_id, tokens.service("order"))
+        except grpc.RpcError as error:
+            code: grpc.StatusCode = error.code()
+            return code
+        return grpc.StatusCode.OK
+
+    results = await asyncio.gather(
+        *(cancel(order_id) for order_id in order_ids),
+        *(store.deliver(order_confirmed(order_id)) for order_id in order_ids),
+    )
+    codes = results[: len(order_ids)]
+    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.FAILED_PRECONDITION}
+    won = {o: code == grpc.StatusCode.OK for o, code in zip(order_ids, codes, strict=True)}
+    for order_id, cancelled in won.items():
+        [(status,)] = await store.rows(
+            f"SELECT status FROM shipments WHERE order_id = '{order_id}'"
+        )
+        assert status == ("CANCELLED" if cancelled else "DISPATCHED"), order_id
+    dispatched = [e for _, e in await store.events() if isinstance(e, events.ShipmentDispatched)]
+    assert sorted(e.order_id for e in dispatched) == sorted(o for o, c in won.items() if not c)
+
+
+async def test_only_the_order_service_may_cancel_a_shipment(
+    shipments: pb_grpc.FulfillmentServiceStub, tokens: Tokens
+) -> None:
+    for token in (tokens.user("user-1"), tokens.admin, tokens.service("catalog")):
+        with pytest.raises(grpc.RpcError) as caught:
+            await _cancel(shipments, "order-22", token)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED

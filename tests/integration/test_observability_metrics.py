@@ -11,7 +11,7 @@ from google.protobuf.wrappers_pb2 import StringValue
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import outbox
-from services.platform.bus import Bus, GroupMember, replay_dead_letters, stream_name
+from services.platform.bus import Bus, DeadLetters, GroupMember, stream_name
 from services.platform.consumer import Consumer
 from services.platform.db import Database
 from services.platform.embedded_redis import free_port
@@ -118,11 +118,13 @@ async def test_a_dead_letter_counts_as_waiting_until_it_is_replayed(db: Database
 
         await busapp.eventually(lambda: waiting(1.0))
         cured = True
-        assert await replay_dead_letters(bus, group) == 1
+        assert len(await DeadLetters(bus, group).replay()) == 1
         await busapp.eventually(lambda: waiting(0.0))
     finally:
         await consumer.stop()
-        await bus.client.delete(stream_name(context), f"emporium.dead.{group}")
+        await bus.client.delete(
+            stream_name(context), f"emporium.dead.{group}", f"emporium.dead.{group}.aggregates"
+        )
 
 
 async def test_consumer_lag_counts_the_entries_not_yet_delivered_to_the_group(bus: Bus) -> None:

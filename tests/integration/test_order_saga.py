@@ -229,6 +229,31 @@ async def test_place_order_is_unavailable_while_the_catalog_is_down(
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+async def test_cancelling_a_confirmed_order_while_fulfillment_is_down_changes_nothing(
+    shop: Shop, backend: str, tmp_path: Path, identity_server: servers.Running
+) -> None:
+    product = await shop.product(price=900, stock=3)
+    who = shop.user()
+    async with _order_service(shop, backend, tmp_path, identity_server, down="fulfillment") as (
+        running,
+        stub,
+    ):
+        order = (await stub.PlaceOrder(shop.request((product.product_id, 2)), metadata=who)).order
+        await _idle(running)
+        get = pb.GetOrderRequest(order_id=order.order_id)
+        confirmed = (await stub.GetOrder(get, metadata=who)).order
+        assert confirmed.status == pb.ORDER_STATUS_CONFIRMED
+        with pytest.raises(grpc.RpcError) as caught:
+            await stub.CancelOrder(pb.CancelOrderRequest(order_id=order.order_id), metadata=who)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        after = (await stub.GetOrder(get, metadata=who)).order
+    assert (after.status, after.version) == (pb.ORDER_STATUS_CONFIRMED, confirmed.version)
+    [payment] = await shop.payments_of(order.order_id)
+    assert payment.status == payment_pb.PAYMENT_STATUS_CAPTURED
+    stock = await shop.stock(product.sku)
+    assert (stock.available, stock.reserved, stock.sold) == (1, 0, 2)
+
+
 async def test_saga_outcomes_and_durations_are_measured(shop: Shop) -> None:
     product = await shop.product(stock=1)
     who = shop.user()

@@ -22,8 +22,11 @@ import sqlalchemy as sa
 from emporium.catalog.v1 import catalog_service_pb2 as catalog_pb
 from emporium.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
 from emporium.common.v1 import money_pb2
+from emporium.fulfillment.v1 import fulfillment_service_pb2 as fulfillment_pb
+from emporium.fulfillment.v1 import fulfillment_service_pb2_grpc as fulfillment_grpc
 from emporium.inventory.v1 import inventory_service_pb2 as inventory_pb
 from emporium.inventory.v1 import inventory_service_pb2_grpc as inventory_grpc
+from emporium.order.v1 import events_pb2 as order_events
 from emporium.order.v1 import order_service_pb2 as pb
 from emporium.order.v1 import order_service_pb2_grpc as pb_grpc
 from emporium.payment.v1 import payment_service_pb2 as payment_pb
@@ -31,11 +34,15 @@ from emporium.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.catalog import main as catalog_main
+from services.fulfillment import main as fulfillment_main
+from services.fulfillment.handlers import handle_order_confirmed
 from services.inventory import main as inventory_main
 from services.order import main as order_main
 from services.order.saga import Saga, Step
 from services.payment import main as payment_main
+from services.platform import outbox
 from services.platform.config import Settings
+from services.platform.db import Database
 from services.platform.status import field_violations
 from tests.conftest import ORDER_SERVICE_SECRET, Tokens
 from tests.support import servers
@@ -119,6 +126,7 @@ class Shop:
     catalog: catalog_grpc.CatalogServiceAsyncStub
     inventory: inventory_grpc.InventoryServiceAsyncStub
     payment: payment_grpc.PaymentServiceAsyncStub
+    fulfillment: fulfillment_grpc.FulfillmentServiceAsyncStub
     order_service: servers.Running
     orders: pb_grpc.OrderServiceAsyncStub = field(init=False)
 
@@ -215,6 +223,7 @@ def order_settings(
         CATALOG_TARGET=targets["catalog"],
         INVENTORY_TARGET=targets["inventory"],
         PAYMENT_TARGET=targets["payment"],
+        **({"FULFILLMENT_TARGET": targets["fulfillment"]} if "fulfillment" in targets else {}),
         SERVICE_CREDENTIALS=f"order:{ORDER_SERVICE_SECRET}",
         **{"EMPORIUM_SAGA_RETRY_BUDGET_SECONDS": "3", **env},
     )
@@ -232,6 +241,8 @@ async def open_shop(
             "catalog": catalog_main.build,
             "inventory": inventory_main.build,
             "payment": payment_main.build,
+            # Without Redis: it ships nothing by itself, and answers CancelShipment.
+            "fulfillment": fulfillment_main.build,
         }
         for name, build in builds.items():
             urls[name] = await stack.enter_async_context(fresh_database(backend, tmp, name))
@@ -248,6 +259,7 @@ async def open_shop(
             catalog_grpc.CatalogServiceStub(running["catalog"].channel),
             inventory_grpc.InventoryServiceStub(running["inventory"].channel),
             payment_grpc.PaymentServiceStub(running["payment"].channel),
+            fulfillment_grpc.FulfillmentServiceStub(running["fulfillment"].channel),
             order,
         )
 
@@ -562,11 +574,51 @@ async def test_cancelling_a_confirmed_order_refunds_and_restocks(shop: Shop) -> 
     [payment] = await shop.payments_of(order.order_id)
     assert payment.status == payment_pb.PAYMENT_STATUS_REFUNDED
     assert payment.refunded_amount.amount_minor == 2400
+    shipment = await shop.fulfillment.GetShipment(
+        fulfillment_pb.GetShipmentRequest(order_id=order.order_id), metadata=shop.admin
+    )
+    assert shipment.shipment.status == fulfillment_pb.SHIPMENT_STATUS_CANCELLED
     again = await shop.orders.CancelOrder(
         pb.CancelOrderRequest(order_id=order.order_id), metadata=who
     )
     assert again.order.status == pb.ORDER_STATUS_CANCELLED  # idempotent
     assert again.order.version == response.order.version
+
+
+async def dispatch(shop: Shop, order: pb.Order) -> None:
+    """Fulfillment ships ``order``: its OrderConfirmed effect, as its consumer would run it."""
+    confirmed = order_events.OrderConfirmed(
+        order_id=order.order_id,
+        user_id=order.user_id,
+        payment_id=order.payment_id,
+        shipping_address=order.shipping_address,
+    )
+    db = Database(shop.urls["fulfillment"], fulfillment_main.MIGRATIONS)
+    try:
+        async with db.transaction() as session:
+            await handle_order_confirmed(session, outbox.envelope(confirmed, order.order_id))
+    finally:
+        await db.dispose()
+
+
+async def test_cancelling_a_dispatched_order_is_refused_and_changes_nothing(shop: Shop) -> None:
+    product = await shop.product(price=800, stock=4)
+    who = shop.user()
+    order = await shop.place(who, (product.product_id, 1))
+    confirmed = await shop.settled(who, order.order_id)
+    assert confirmed.status == pb.ORDER_STATUS_CONFIRMED
+    # Fulfillment takes the order's OrderConfirmed (as its consumer would) and dispatches it.
+    await dispatch(shop, confirmed)
+    with pytest.raises(grpc.RpcError) as caught:
+        await shop.orders.CancelOrder(pb.CancelOrderRequest(order_id=order.order_id), metadata=who)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "dispatched" in (caught.value.details() or "")
+    after = await shop.get(who, order.order_id)
+    assert (after.status, after.version) == (pb.ORDER_STATUS_CONFIRMED, confirmed.version)
+    [payment] = await shop.payments_of(order.order_id)
+    assert payment.status == payment_pb.PAYMENT_STATUS_CAPTURED
+    stock = await shop.stock(product.sku)
+    assert (stock.available, stock.reserved, stock.sold) == (3, 0, 1)
 
 
 async def test_cancelling_a_rejected_order_is_a_failed_precondition(shop: Shop) -> None:

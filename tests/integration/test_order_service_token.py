@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import pytest
 from emporium.identity.v1 import identity_service_pb2 as identity_pb
 from emporium.identity.v1 import identity_service_pb2_grpc as identity_grpc
 
+from services.identity import main as identity_main
 from services.platform.clients import open_channel
 from services.platform.config import ConfigError, Settings
 from services.platform.service_token import ServiceToken
@@ -55,7 +59,14 @@ async def test_the_token_is_fetched_once_and_shared(identity_server: servers.Run
         await token.close()
 
 
-async def test_the_token_is_renewed_shortly_before_it_expires(
+async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_token_is_renewed_in_the_background_shortly_before_it_expires(
     identity_server: servers.Running,
 ) -> None:
     clock = Clock()
@@ -63,13 +74,44 @@ async def test_the_token_is_renewed_shortly_before_it_expires(
     token = ServiceToken(settings, "order", refresh_margin=60, clock=clock)
     try:
         before = _logins(identity_server)
-        await token.get()
+        first = await token.get()
         clock.now += 3600 - 61  # identity issues one-hour tokens
-        await token.get()
+        assert await token.get() == first
         assert _logins(identity_server) - before == 1
-        clock.now += 2
+        clock.now += 2  # inside the margin: the caller is not kept waiting for the renewal
+        assert await token.get() == first
+        await _until(lambda: _logins(identity_server) - before == 2 and not token.renewing)
+        clock.now += 3600 - 61  # the renewed token lives an hour from its own login
         await token.get()
         assert _logins(identity_server) - before == 2
+    finally:
+        await token.close()
+
+
+async def test_a_valid_token_stays_in_use_while_identity_is_down(tmp_path: Path) -> None:
+    settings = servers.settings_for(
+        "identity",
+        f"sqlite+aiosqlite:///{tmp_path / 'identity.db'}",
+        SERVICE_CREDENTIALS=f"order:{ORDER_SERVICE_SECRET}",
+    )
+    clock = Clock()
+    async with servers.serve(identity_main.build, settings) as identity:
+        token = ServiceToken(
+            _settings(identity, f"order:{ORDER_SERVICE_SECRET}"), "order", clock=clock
+        )
+        first = await token.get()
+    try:
+        # identity is gone; the renewal is due, then overdue
+        for advance in (3600 - 30, 20):
+            clock.now += advance
+            started = time.monotonic()
+            assert await token.get() == first
+            assert time.monotonic() - started < 0.5
+        await _until(lambda: not token.renewing)  # the renewal failed, and is retried
+        clock.now += 60  # now it has expired: nothing valid is left
+        with pytest.raises(grpc.RpcError) as caught:
+            await token.get()
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         await token.close()
 

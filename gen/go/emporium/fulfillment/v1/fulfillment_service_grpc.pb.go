@@ -20,6 +20,12 @@ type FulfillmentServiceClient interface {
 	// Returns the shipment of an order (NOT_FOUND if none yet). A user sees only shipments of
 	// their own orders.
 	GetShipment(ctx context.Context, in *GetShipmentRequest, opts ...grpc.CallOption) (*GetShipmentResponse, error)
+	// Decides "cancel" for an order that is not dispatched: its shipment is recorded as
+	// cancelled, and the order is never dispatched (also when its OrderConfirmed arrives
+	// later). FAILED_PRECONDITION when the order's shipment was dispatched already.
+	// Idempotent. Only the order service may call it (fulfillment is the one authority on
+	// "ship" versus "cancel" for a confirmed order).
+	CancelShipment(ctx context.Context, in *CancelShipmentRequest, opts ...grpc.CallOption) (*CancelShipmentResponse, error)
 }
 
 type fulfillmentServiceClient struct {
@@ -39,6 +45,15 @@ func (c *fulfillmentServiceClient) GetShipment(ctx context.Context, in *GetShipm
 	return out, nil
 }
 
+func (c *fulfillmentServiceClient) CancelShipment(ctx context.Context, in *CancelShipmentRequest, opts ...grpc.CallOption) (*CancelShipmentResponse, error) {
+	out := new(CancelShipmentResponse)
+	err := c.cc.Invoke(ctx, "/emporium.fulfillment.v1.FulfillmentService/CancelShipment", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FulfillmentServiceServer is the server API for FulfillmentService service.
 // All implementations must embed UnimplementedFulfillmentServiceServer
 // for forward compatibility
@@ -46,6 +61,12 @@ type FulfillmentServiceServer interface {
 	// Returns the shipment of an order (NOT_FOUND if none yet). A user sees only shipments of
 	// their own orders.
 	GetShipment(context.Context, *GetShipmentRequest) (*GetShipmentResponse, error)
+	// Decides "cancel" for an order that is not dispatched: its shipment is recorded as
+	// cancelled, and the order is never dispatched (also when its OrderConfirmed arrives
+	// later). FAILED_PRECONDITION when the order's shipment was dispatched already.
+	// Idempotent. Only the order service may call it (fulfillment is the one authority on
+	// "ship" versus "cancel" for a confirmed order).
+	CancelShipment(context.Context, *CancelShipmentRequest) (*CancelShipmentResponse, error)
 	mustEmbedUnimplementedFulfillmentServiceServer()
 }
 
@@ -55,6 +76,9 @@ type UnimplementedFulfillmentServiceServer struct {
 
 func (UnimplementedFulfillmentServiceServer) GetShipment(context.Context, *GetShipmentRequest) (*GetShipmentResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetShipment not implemented")
+}
+func (UnimplementedFulfillmentServiceServer) CancelShipment(context.Context, *CancelShipmentRequest) (*CancelShipmentResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CancelShipment not implemented")
 }
 func (UnimplementedFulfillmentServiceServer) mustEmbedUnimplementedFulfillmentServiceServer() {}
 
@@ -87,6 +111,24 @@ func _FulfillmentService_GetShipment_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FulfillmentService_CancelShipment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelShipmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FulfillmentServiceServer).CancelShipment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/emporium.fulfillment.v1.FulfillmentService/CancelShipment",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FulfillmentServiceServer).CancelShipment(ctx, req.(*CancelShipmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _FulfillmentService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "emporium.fulfillment.v1.FulfillmentService",
 	HandlerType: (*FulfillmentServiceServer)(nil),
@@ -94,6 +136,10 @@ var _FulfillmentService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetShipment",
 			Handler:    _FulfillmentService_GetShipment_Handler,
+		},
+		{
+			MethodName: "CancelShipment",
+			Handler:    _FulfillmentService_CancelShipment_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

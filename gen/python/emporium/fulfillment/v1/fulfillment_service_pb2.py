@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1emporium/fulfillment/v1/fulfillment_service.proto\x12\x17\x65mporium.fulfillment.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x01\n\x08Shipment\x12\x13\n\x0bshipment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\'.emporium.fulfillment.v1.ShipmentStatus\x12\x0f\n\x07\x63\x61rrier\x18\x04 \x01(\t\x12\x17\n\x0ftracking_number\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rdispatch_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"&\n\x12GetShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"J\n\x13GetShipmentResponse\x12\x33\n\x08shipment\x18\x01 \x01(\x0b\x32!.emporium.fulfillment.v1.Shipment*n\n\x0eShipmentStatus\x12\x1f\n\x1bSHIPMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17SHIPMENT_STATUS_CREATED\x10\x01\x12\x1e\n\x1aSHIPMENT_STATUS_DISPATCHED\x10\x02\x32\xa4\x01\n\x12\x46ulfillmentService\x12\x8d\x01\n\x0bGetShipment\x12+.emporium.fulfillment.v1.GetShipmentRequest\x1a,.emporium.fulfillment.v1.GetShipmentResponse\"#\x90\x02\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/shipments/{order_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1emporium/fulfillment/v1/fulfillment_service.proto\x12\x17\x65mporium.fulfillment.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x01\n\x08Shipment\x12\x13\n\x0bshipment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\'.emporium.fulfillment.v1.ShipmentStatus\x12\x0f\n\x07\x63\x61rrier\x18\x04 \x01(\t\x12\x17\n\x0ftracking_number\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rdispatch_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"&\n\x12GetShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"J\n\x13GetShipmentResponse\x12\x33\n\x08shipment\x18\x01 \x01(\x0b\x32!.emporium.fulfillment.v1.Shipment\"9\n\x15\x43\x61ncelShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"M\n\x16\x43\x61ncelShipmentResponse\x12\x33\n\x08shipment\x18\x01 \x01(\x0b\x32!.emporium.fulfillment.v1.Shipment*\x8d\x01\n\x0eShipmentStatus\x12\x1f\n\x1bSHIPMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17SHIPMENT_STATUS_CREATED\x10\x01\x12\x1e\n\x1aSHIPMENT_STATUS_DISPATCHED\x10\x02\x12\x1d\n\x19SHIPMENT_STATUS_CANCELLED\x10\x03\x32\xc7\x02\n\x12\x46ulfillmentService\x12\x8d\x01\n\x0bGetShipment\x12+.emporium.fulfillment.v1.GetShipmentRequest\x1a,.emporium.fulfillment.v1.GetShipmentResponse\"#\x90\x02\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/shipments/{order_id}\x12\xa0\x01\n\x0e\x43\x61ncelShipment\x12..emporium.fulfillment.v1.CancelShipmentRequest\x1a/.emporium.fulfillment.v1.CancelShipmentResponse\"-\x90\x02\x02\x82\xd3\xe4\x93\x02$\"\x1f/v1/shipments/{order_id}:cancel:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,14 +35,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FULFILLMENTSERVICE'].methods_by_name['GetShipment']._loaded_options = None
   _globals['_FULFILLMENTSERVICE'].methods_by_name['GetShipment']._serialized_options = b'\220\002\001\202\323\344\223\002\032\022\030/v1/shipments/{order_id}'
-  _globals['_SHIPMENTSTATUS']._serialized_start=508
-  _globals['_SHIPMENTSTATUS']._serialized_end=618
+  _globals['_FULFILLMENTSERVICE'].methods_by_name['CancelShipment']._loaded_options = None
+  _globals['_FULFILLMENTSERVICE'].methods_by_name['CancelShipment']._serialized_options = b'\220\002\002\202\323\344\223\002$\"\037/v1/shipments/{order_id}:cancel:\001*'
+  _globals['_SHIPMENTSTATUS']._serialized_start=647
+  _globals['_SHIPMENTSTATUS']._serialized_end=788
   _globals['_SHIPMENT']._serialized_start=142
   _globals['_SHIPMENT']._serialized_end=390
   _globals['_GETSHIPMENTREQUEST']._serialized_start=392
   _globals['_GETSHIPMENTREQUEST']._serialized_end=430
   _globals['_GETSHIPMENTRESPONSE']._serialized_start=432
   _globals['_GETSHIPMENTRESPONSE']._serialized_end=506
-  _globals['_FULFILLMENTSERVICE']._serialized_start=621
-  _globals['_FULFILLMENTSERVICE']._serialized_end=785
+  _globals['_CANCELSHIPMENTREQUEST']._serialized_start=508
+  _globals['_CANCELSHIPMENTREQUEST']._serialized_end=565
+  _globals['_CANCELSHIPMENTRESPONSE']._serialized_start=567
+  _globals['_CANCELSHIPMENTRESPONSE']._serialized_end=644
+  _globals['_FULFILLMENTSERVICE']._serialized_start=791
+  _globals['_FULFILLMENTSERVICE']._serialized_end=1118
 # @@protoc_insertion_point(module_scope)

@@ -30,6 +30,8 @@ class _ShipmentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Shipme
     """Created, waiting for dispatch."""
     SHIPMENT_STATUS_DISPATCHED: _ShipmentStatus.ValueType  # 2
     """Handed to the carrier."""
+    SHIPMENT_STATUS_CANCELLED: _ShipmentStatus.ValueType  # 3
+    """Cancelled before dispatch: it will never be dispatched."""
 
 class ShipmentStatus(_ShipmentStatus, metaclass=_ShipmentStatusEnumTypeWrapper):
     """State of a shipment."""
@@ -40,6 +42,8 @@ SHIPMENT_STATUS_CREATED: ShipmentStatus.ValueType  # 1
 """Created, waiting for dispatch."""
 SHIPMENT_STATUS_DISPATCHED: ShipmentStatus.ValueType  # 2
 """Handed to the carrier."""
+SHIPMENT_STATUS_CANCELLED: ShipmentStatus.ValueType  # 3
+"""Cancelled before dispatch: it will never be dispatched."""
 Global___ShipmentStatus: _TypeAlias = ShipmentStatus  # noqa: Y015
 
 @_typing.final
@@ -137,3 +141,53 @@ class GetShipmentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetShipmentResponse: _TypeAlias = GetShipmentResponse  # noqa: Y015
+
+@_typing.final
+class CancelShipmentRequest(_message.Message):
+    """Request of FulfillmentService.CancelShipment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """The order whose shipment to cancel."""
+    reason: _builtins.str
+    """Why (recorded with the cancelled shipment)."""
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelShipmentRequest: _TypeAlias = CancelShipmentRequest  # noqa: Y015
+
+@_typing.final
+class CancelShipmentResponse(_message.Message):
+    """Response of FulfillmentService.CancelShipment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHIPMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def shipment(self) -> Global___Shipment:
+        """The shipment, cancelled."""
+
+    def __init__(
+        self,
+        *,
+        shipment: Global___Shipment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["shipment", b"shipment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["shipment", b"shipment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelShipmentResponse: _TypeAlias = CancelShipmentResponse  # noqa: Y015

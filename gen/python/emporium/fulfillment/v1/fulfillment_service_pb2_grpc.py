@@ -40,6 +40,11 @@ class FulfillmentServiceStub:
                 request_serializer=emporium_dot_fulfillment_dot_v1_dot_fulfillment__service__pb2.GetShipmentRequest.SerializeToString,
                 response_deserializer=emporium_dot_fulfillment_dot_v1_dot_fulfillment__service__pb2.GetShipmentResponse.FromString,
                 _registered_method=True)
+        self.CancelShipment = channel.unary_unary(
+                '/emporium.fulfillment.v1.FulfillmentService/CancelShipment',
+                request_serializer=emporium_dot_fulfillment_dot_v1_dot_fulfillment__service__pb2.CancelShipmentRequest.SerializeToString,
+                response_deserializer=emporium_dot_fulfillment_dot_v1_dot_fulfillment__service__pb2.CancelShipmentResponse.FromString,
+                _registered_method=True)
 
 
 class FulfillmentServiceServicer:
@@ -54,6 +59,17 @@ class FulfillmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelShipment(self, request, context):
+        """Decides "cancel" for an order that is not dispatched: its shipment is recorded as
+        cancelled, and the order is never dispatched (also when its OrderConfirmed arrives
+        later). FAILED_PRECONDITION when the order's shipment was dispatched already.
+        Idempotent. Only the order service may call it (fulfillment is the one authority on
+        "ship" versus "cancel" for a confirmed order).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FulfillmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +77,11 @@ def add_FulfillmentServiceServicer_to_server(servicer, server):
                     servicer.GetShipment,
                     request_deserializer=emporium_dot_fulfillment_dot_v1_dot_fulfillment__service__pb2.GetShipmentRequest.FromString,
                     response_serializer=emporium_dot_fulfillment_dot_v1_dot_fulfillment__service__pb2.GetShipmentResponse.SerializeToString,
+            ),
+            'CancelShipment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelShipment,
+                    request_deserializer=emporium_dot_fulfillment_dot_v1_dot_fulfillment__service__pb2.CancelShipmentRequest.FromString,
+                    response_serializer=emporium_dot_fulfillment_dot_v1_dot_fulfillment__service__pb2.CancelShipmentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +112,33 @@ class FulfillmentService:
             '/emporium.fulfillment.v1.FulfillmentService/GetShipment',
             emporium_dot_fulfillment_dot_v1_dot_fulfillment__service__pb2.GetShipmentRequest.SerializeToString,
             emporium_dot_fulfillment_dot_v1_dot_fulfillment__service__pb2.GetShipmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelShipment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emporium.fulfillment.v1.FulfillmentService/CancelShipment',
+            emporium_dot_fulfillment_dot_v1_dot_fulfillment__service__pb2.CancelShipmentRequest.SerializeToString,
+            emporium_dot_fulfillment_dot_v1_dot_fulfillment__service__pb2.CancelShipmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,13 @@ class FulfillmentServiceStub:
     """Returns the shipment of an order (NOT_FOUND if none yet). A user sees only shipments of
     their own orders.
     """
+    CancelShipment: _grpc.UnaryUnaryMultiCallable[_fulfillment_service_pb2.CancelShipmentRequest, _fulfillment_service_pb2.CancelShipmentResponse]
+    """Decides "cancel" for an order that is not dispatched: its shipment is recorded as
+    cancelled, and the order is never dispatched (also when its OrderConfirmed arrives
+    later). FAILED_PRECONDITION when the order's shipment was dispatched already.
+    Idempotent. Only the order service may call it (fulfillment is the one authority on
+    "ship" versus "cancel" for a confirmed order).
+    """
 
 @_typing.type_check_only
 class FulfillmentServiceAsyncStub(FulfillmentServiceStub):
@@ -46,6 +53,13 @@ class FulfillmentServiceAsyncStub(FulfillmentServiceStub):
     GetShipment: _aio.UnaryUnaryMultiCallable[_fulfillment_service_pb2.GetShipmentRequest, _fulfillment_service_pb2.GetShipmentResponse]  # type: ignore[assignment]
     """Returns the shipment of an order (NOT_FOUND if none yet). A user sees only shipments of
     their own orders.
+    """
+    CancelShipment: _aio.UnaryUnaryMultiCallable[_fulfillment_service_pb2.CancelShipmentRequest, _fulfillment_service_pb2.CancelShipmentResponse]  # type: ignore[assignment]
+    """Decides "cancel" for an order that is not dispatched: its shipment is recorded as
+    cancelled, and the order is never dispatched (also when its OrderConfirmed arrives
+    later). FAILED_PRECONDITION when the order's shipment was dispatched already.
+    Idempotent. Only the order service may call it (fulfillment is the one authority on
+    "ship" versus "cancel" for a confirmed order).
     """
 
 class FulfillmentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -59,6 +73,19 @@ class FulfillmentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_fulfillment_service_pb2.GetShipmentResponse, _abc.Awaitable[_fulfillment_service_pb2.GetShipmentResponse]]:
         """Returns the shipment of an order (NOT_FOUND if none yet). A user sees only shipments of
         their own orders.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelShipment(
+        self,
+        request: _fulfillment_service_pb2.CancelShipmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fulfillment_service_pb2.CancelShipmentResponse, _abc.Awaitable[_fulfillment_service_pb2.CancelShipmentResponse]]:
+        """Decides "cancel" for an order that is not dispatched: its shipment is recorded as
+        cancelled, and the order is never dispatched (also when its OrderConfirmed arrives
+        later). FAILED_PRECONDITION when the order's shipment was dispatched already.
+        Idempotent. Only the order service may call it (fulfillment is the one authority on
+        "ship" versus "cancel" for a confirmed order).
         """
 
 def add_FulfillmentServiceServicer_to_server(servicer: FulfillmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file emporium/fulfillment/v1/fulfillment_service.proto.
  */
 export const file_emporium_fulfillment_v1_fulfillment_service: GenFile = /*@__PURE__*/
-  fileDesc("CjFlbXBvcml1bS9mdWxmaWxsbWVudC92MS9mdWxmaWxsbWVudF9zZXJ2aWNlLnByb3RvEhdlbXBvcml1bS5mdWxmaWxsbWVudC52MSL4AQoIU2hpcG1lbnQSEwoLc2hpcG1lbnRfaWQYASABKAkSEAoIb3JkZXJfaWQYAiABKAkSNwoGc3RhdHVzGAMgASgOMicuZW1wb3JpdW0uZnVsZmlsbG1lbnQudjEuU2hpcG1lbnRTdGF0dXMSDwoHY2FycmllchgEIAEoCRIXCg90cmFja2luZ19udW1iZXIYBSABKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWRpc3BhdGNoX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiYKEkdldFNoaXBtZW50UmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoCSJKChNHZXRTaGlwbWVudFJlc3BvbnNlEjMKCHNoaXBtZW50GAEgASgLMiEuZW1wb3JpdW0uZnVsZmlsbG1lbnQudjEuU2hpcG1lbnQqbgoOU2hpcG1lbnRTdGF0dXMSHwobU0hJUE1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXU0hJUE1FTlRfU1RBVFVTX0NSRUFURUQQARIeChpTSElQTUVOVF9TVEFUVVNfRElTUEFUQ0hFRBACMqQBChJGdWxmaWxsbWVudFNlcnZpY2USjQEKC0dldFNoaXBtZW50EisuZW1wb3JpdW0uZnVsZmlsbG1lbnQudjEuR2V0U2hpcG1lbnRSZXF1ZXN0GiwuZW1wb3JpdW0uZnVsZmlsbG1lbnQudjEuR2V0U2hpcG1lbnRSZXNwb25zZSIjkAIBgtPkkwIaEhgvdjEvc2hpcG1lbnRzL3tvcmRlcl9pZH1C8wEKG2NvbS5lbXBvcml1bS5mdWxmaWxsbWVudC52MUIXRnVsZmlsbG1lbnRTZXJ2aWNlUHJvdG9QAVo9ZW1wb3JpdW0uZXhhbXBsZS9nZW4vZ28vZW1wb3JpdW0vZnVsZmlsbG1lbnQvdjE7ZnVsZmlsbG1lbnR2MaICA0VGWKoCF0VtcG9yaXVtLkZ1bGZpbGxtZW50LlYxygIXRW1wb3JpdW1cRnVsZmlsbG1lbnRcVjHiAiNFbXBvcml1bVxGdWxmaWxsbWVudFxWMVxHUEJNZXRhZGF0YeoCGUVtcG9yaXVtOjpGdWxmaWxsbWVudDo6VjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CjFlbXBvcml1bS9mdWxmaWxsbWVudC92MS9mdWxmaWxsbWVudF9zZXJ2aWNlLnByb3RvEhdlbXBvcml1bS5mdWxmaWxsbWVudC52MSL4AQoIU2hpcG1lbnQSEwoLc2hpcG1lbnRfaWQYASABKAkSEAoIb3JkZXJfaWQYAiABKAkSNwoGc3RhdHVzGAMgASgOMicuZW1wb3JpdW0uZnVsZmlsbG1lbnQudjEuU2hpcG1lbnRTdGF0dXMSDwoHY2FycmllchgEIAEoCRIXCg90cmFja2luZ19udW1iZXIYBSABKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWRpc3BhdGNoX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiYKEkdldFNoaXBtZW50UmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoCSJKChNHZXRTaGlwbWVudFJlc3BvbnNlEjMKCHNoaXBtZW50GAEgASgLMiEuZW1wb3JpdW0uZnVsZmlsbG1lbnQudjEuU2hpcG1lbnQiOQoVQ2FuY2VsU2hpcG1lbnRSZXF1ZXN0EhAKCG9yZGVyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJNChZDYW5jZWxTaGlwbWVudFJlc3BvbnNlEjMKCHNoaXBtZW50GAEgASgLMiEuZW1wb3JpdW0uZnVsZmlsbG1lbnQudjEuU2hpcG1lbnQqjQEKDlNoaXBtZW50U3RhdHVzEh8KG1NISVBNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF1NISVBNRU5UX1NUQVRVU19DUkVBVEVEEAESHgoaU0hJUE1FTlRfU1RBVFVTX0RJU1BBVENIRUQQAhIdChlTSElQTUVOVF9TVEFUVVNfQ0FOQ0VMTEVEEAMyxwIKEkZ1bGZpbGxtZW50U2VydmljZRKNAQoLR2V0U2hpcG1lbnQSKy5lbXBvcml1bS5mdWxmaWxsbWVudC52MS5HZXRTaGlwbWVudFJlcXVlc3QaLC5lbXBvcml1bS5mdWxmaWxsbWVudC52MS5HZXRTaGlwbWVudFJlc3BvbnNlIiOQAgGC0+STAhoSGC92MS9zaGlwbWVudHMve29yZGVyX2lkfRKgAQoOQ2FuY2VsU2hpcG1lbnQSLi5lbXBvcml1bS5mdWxmaWxsbWVudC52MS5DYW5jZWxTaGlwbWVudFJlcXVlc3QaLy5lbXBvcml1bS5mdWxmaWxsbWVudC52MS5DYW5jZWxTaGlwbWVudFJlc3BvbnNlIi2QAgKC0+STAiQ6ASoiHy92MS9zaGlwbWVudHMve29yZGVyX2lkfTpjYW5jZWxC8wEKG2NvbS5lbXBvcml1bS5mdWxmaWxsbWVudC52MUIXRnVsZmlsbG1lbnRTZXJ2aWNlUHJvdG9QAVo9ZW1wb3JpdW0uZXhhbXBsZS9nZW4vZ28vZW1wb3JpdW0vZnVsZmlsbG1lbnQvdjE7ZnVsZmlsbG1lbnR2MaICA0VGWKoCF0VtcG9yaXVtLkZ1bGZpbGxtZW50LlYxygIXRW1wb3JpdW1cRnVsZmlsbG1lbnRcVjHiAiNFbXBvcml1bVxGdWxmaWxsbWVudFxWMVxHUEJNZXRhZGF0YeoCGUVtcG9yaXVtOjpGdWxmaWxsbWVudDo6VjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * The shipment of one order.
@@ -121,6 +121,55 @@ export const GetShipmentResponseSchema: GenMessage<GetShipmentResponse> = /*@__P
   messageDesc(file_emporium_fulfillment_v1_fulfillment_service, 2);
 
 /**
+ * Request of FulfillmentService.CancelShipment.
+ *
+ * @generated from message emporium.fulfillment.v1.CancelShipmentRequest
+ */
+export type CancelShipmentRequest = Message<"emporium.fulfillment.v1.CancelShipmentRequest"> & {
+  /**
+   * The order whose shipment to cancel.
+   *
+   * @generated from field: string order_id = 1;
+   */
+  orderId: string;
+
+  /**
+   * Why (recorded with the cancelled shipment).
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message emporium.fulfillment.v1.CancelShipmentRequest.
+ * Use `create(CancelShipmentRequestSchema)` to create a new message.
+ */
+export const CancelShipmentRequestSchema: GenMessage<CancelShipmentRequest> = /*@__PURE__*/
+  messageDesc(file_emporium_fulfillment_v1_fulfillment_service, 3);
+
+/**
+ * Response of FulfillmentService.CancelShipment.
+ *
+ * @generated from message emporium.fulfillment.v1.CancelShipmentResponse
+ */
+export type CancelShipmentResponse = Message<"emporium.fulfillment.v1.CancelShipmentResponse"> & {
+  /**
+   * The shipment, cancelled.
+   *
+   * @generated from field: emporium.fulfillment.v1.Shipment shipment = 1;
+   */
+  shipment?: Shipment | undefined;
+};
+
+/**
+ * Describes the message emporium.fulfillment.v1.CancelShipmentResponse.
+ * Use `create(CancelShipmentResponseSchema)` to create a new message.
+ */
+export const CancelShipmentResponseSchema: GenMessage<CancelShipmentResponse> = /*@__PURE__*/
+  messageDesc(file_emporium_fulfillment_v1_fulfillment_service, 4);
+
+/**
  * State of a shipment.
  *
  * @generated from enum emporium.fulfillment.v1.ShipmentStatus
@@ -146,6 +195,13 @@ export enum ShipmentStatus {
    * @generated from enum value: SHIPMENT_STATUS_DISPATCHED = 2;
    */
   DISPATCHED = 2,
+
+  /**
+   * Cancelled before dispatch: it will never be dispatched.
+   *
+   * @generated from enum value: SHIPMENT_STATUS_CANCELLED = 3;
+   */
+  CANCELLED = 3,
 }
 
 /**
@@ -170,6 +226,20 @@ export const FulfillmentService: GenService<{
     methodKind: "unary";
     input: typeof GetShipmentRequestSchema;
     output: typeof GetShipmentResponseSchema;
+  },
+  /**
+   * Decides "cancel" for an order that is not dispatched: its shipment is recorded as
+   * cancelled, and the order is never dispatched (also when its OrderConfirmed arrives
+   * later). FAILED_PRECONDITION when the order's shipment was dispatched already.
+   * Idempotent. Only the order service may call it (fulfillment is the one authority on
+   * "ship" versus "cancel" for a confirmed order).
+   *
+   * @generated from rpc emporium.fulfillment.v1.FulfillmentService.CancelShipment
+   */
+  cancelShipment: {
+    methodKind: "unary";
+    input: typeof CancelShipmentRequestSchema;
+    output: typeof CancelShipmentResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_emporium_fulfillment_v1_fulfillment_service, 0);

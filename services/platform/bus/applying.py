@@ -1,0 +1,192 @@
+"""Applying events exactly once: the handler's writes and the inbox row in one transaction.
+
+A chunk of events is applied in one transaction (one commit for many events). When a
+handler raises, the chunk is rolled back and applied event by event, so the failing
+event takes only itself down, and later events of its aggregate wait behind it
+(outcome ``deferred``). A failure of the infrastructure (see
+:mod:`services.platform.bus.failures`) stops the chunk where it happened: nothing from
+there on is applied, and the caller retries it later without counting a delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from opentelemetry import propagate, trace
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.platform.bus.dead_letters import aggregate_key
+from services.platform.bus.group import Delivery
+from services.platform.clock import now_us
+from services.platform.db import Database
+from services.platform.outbox import Envelope, inbox
+
+log = logging.getLogger("emporium.consumer")
+
+Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+Ready = tuple[Delivery, Envelope]
+#: ``handled``, ``duplicate``, ``unhandled``, ``deferred`` or the handler's own error.
+Outcome = str | Exception
+
+
+def key_of(entry: Delivery, envelope: Envelope) -> str:
+    return aggregate_key(entry.stream, envelope.aggregate_id)
+
+
+class _Duplicate(Exception):
+    """The event id is already in the inbox: its effect has been applied."""
+
+
+class _HandlerFailed(Exception):
+    """The handler of the ``index``-th event of a chunk raised ``error``."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
+
+class Applier:
+    """Runs ``handlers`` for consumer group ``group`` against ``db``'s inbox."""
+
+    def __init__(
+        self,
+        db: Database,
+        group: str,
+        handlers: Mapping[str, Handler],
+        tracer: trace.Tracer,
+        transient: Callable[[BaseException], bool],
+    ) -> None:
+        self.db = db
+        self.group = group
+        self.handlers = dict(handlers)
+        self._tracer = tracer
+        self._transient = transient
+
+    async def apply(self, chunk: Sequence[Ready]) -> tuple[list[Outcome], BaseException | None]:
+        """The outcomes of a prefix of ``chunk``, and the infrastructure failure that
+        stopped it (``None`` when every event has an outcome)."""
+        failed: _HandlerFailed | None = None
+        if len(chunk) > 1:
+            try:
+                together = await self._together(chunk)
+            except _HandlerFailed as failure:
+                failed, together = failure, None
+            except Exception as exc:
+                if self._transient(exc):
+                    return [], exc
+                log.debug("batch failed; applying one by one", exc_info=True)
+                together = None
+            if together is not None:
+                return together, None
+        outcomes: list[Outcome] = []
+        failing: set[str] = set()
+        for index, (entry, envelope) in enumerate(chunk):
+            if key_of(entry, envelope) in failing:
+                outcomes.append("deferred")  # an earlier event of its aggregate failed
+                continue
+            try:
+                # The event whose handler just failed in the chunk's transaction is not
+                # run again: that was this delivery's attempt.
+                outcome: Outcome = (
+                    failed.error
+                    if failed is not None and failed.index == index
+                    else await self._alone(entry, envelope)
+                )
+            except Exception as exc:
+                if self._transient(exc):
+                    return outcomes, exc
+                outcome = exc
+            if isinstance(outcome, Exception):
+                failing.add(key_of(entry, envelope))
+            outcomes.append(outcome)
+        return outcomes, None
+
+    async def _together(self, chunk: Sequence[Ready]) -> list[Outcome]:
+        """Applies a chunk in one transaction, or rolls it all back."""
+        outcomes: list[Outcome] = []
+        async with self.db.transaction() as session:
+            ids = [envelope.event_id for _, envelope in chunk]
+            seen = set(
+                (
+                    await session.scalars(
+                        sa.select(inbox.c.event_id).where(
+                            inbox.c.consumer == self.group, inbox.c.event_id.in_(ids)
+                        )
+                    )
+                ).all()
+            )
+            fresh: list[tuple[int, Delivery, Envelope]] = []
+            for index, (entry, envelope) in enumerate(chunk):
+                if envelope.event_id in seen:
+                    outcomes.append("duplicate")
+                    continue
+                seen.add(envelope.event_id)
+                fresh.append((index, entry, envelope))
+                outcomes.append("handled" if envelope.event_type in self.handlers else "unhandled")
+            if fresh:
+                now = now_us()
+                await session.execute(
+                    sa.insert(inbox),
+                    [
+                        {"event_id": e.event_id, "consumer": self.group, "processed_at_us": now}
+                        for _, _, e in fresh
+                    ],
+                )
+            for index, entry, envelope in fresh:
+                handler = self.handlers.get(envelope.event_type)
+                if handler is None:
+                    continue
+                with self.span(entry, envelope):
+                    try:
+                        await handler(session, envelope)
+                    except Exception as exc:
+                        if self._transient(exc):
+                            raise
+                        raise _HandlerFailed(index, exc) from exc
+        return outcomes
+
+    async def _alone(self, entry: Delivery, envelope: Envelope) -> Outcome:
+        """Applies one event in its own transaction; its outcome (raises on failure)."""
+        handler = self.handlers.get(envelope.event_type)
+        with self.span(entry, envelope):
+            try:
+                async with self.db.transaction() as session:
+                    # The inbox row first: a concurrent duplicate (a reclaim race) waits on
+                    # it or fails here, before its handler has done anything.
+                    try:
+                        await session.execute(
+                            sa.insert(inbox).values(
+                                event_id=envelope.event_id,
+                                consumer=self.group,
+                                processed_at_us=now_us(),
+                            )
+                        )
+                    except IntegrityError:
+                        raise _Duplicate from None
+                    if handler is not None:
+                        await handler(session, envelope)
+            except _Duplicate:
+                return "duplicate"
+            return "handled" if handler is not None else "unhandled"
+
+    def span(self, entry: Delivery, envelope: Envelope) -> Any:
+        """A CONSUMER span continuing the trace of the envelope's traceparent."""
+        carrier = {"traceparent": envelope.traceparent} if envelope.traceparent else {}
+        return self._tracer.start_as_current_span(
+            f"{entry.stream} process",
+            context=propagate.extract(carrier),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "redis",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": entry.stream,
+                "messaging.consumer.group.name": self.group,
+                "messaging.message.id": envelope.event_id,
+                "emporium.event_type": envelope.event_type,
+            },
+        )
