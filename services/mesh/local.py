@@ -88,13 +88,10 @@ class LocalMesh:
         self.redis: EmbeddedRedis | None = None
         self.environment: MeshEnvironment | None = None
         self.edge_url: str | None = None
-<<<<<<< HEAD
         #: Why there is no storefront and /docs page (no Node.js, a failed build), if so.
         self.no_site: str | None = None
-=======
         self.edge_admin: tuple[str, int] | None = None
         self.prometheus_url: str | None = None
->>>>>>> main
         self.started = time.monotonic()
 
     def start_redis(self) -> str:
@@ -213,7 +210,6 @@ class LocalMesh:
         ]
         if edge_url is not None:
             lines.append(f"  {'edge':<12} {edge_url} (REST/JSON, gRPC-Web, gRPC; docs/edge.md)")
-<<<<<<< HEAD
             lines.append(f"  {'openapi':<12} {edge_url}/openapi.json")
             if self.no_site is None:
                 lines.append(f"  {'storefront':<12} {edge_url}/  (open it in a browser)")
@@ -221,13 +217,10 @@ class LocalMesh:
             else:
                 first = self.no_site.splitlines()[0]
                 lines.append(f"  {'storefront':<12} not served, nor /docs: {first}")
-=======
-            lines.append(f"  {'storefront':<12} {edge_url}/  (open it in a browser)")
         if self.prometheus_url is not None:
             lines.append(
                 f"  {'prometheus':<12} {self.prometheus_url}/alerts  (docs/observability.md)"
             )
->>>>>>> main
         lines += [
             "",
             f"  demo user    {DEMO_USER[0]} / {DEMO_USER[1]}",
