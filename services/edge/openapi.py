@@ -157,13 +157,8 @@ def _convert_schema(node: Any, namer: _Namer) -> Any:
 
 
 def _parameter(param: Json, namer: _Namer) -> Json:
-    schema: Json = {
-        k: _convert_schema(v, namer)
-        for k, v in param.items()
-        if k in ("type", "format", "items", "enum", "default")
-    }
-    if schema.get("format") == "boolean":
-        del schema["format"]
+    keys = ("type", "format", "items", "enum", "default")
+    schema: Json = _convert_schema({k: v for k, v in param.items() if k in keys}, namer)
     converted: Json = {
         "name": param["name"] if param["in"] == "path" else _camel(param["name"]),
         "in": param["in"],
@@ -303,8 +298,8 @@ def document(swagger_dir: Path, descriptor: bytes, policy: Policy) -> Json:
         for path, item in swagger.get("paths", {}).items():
             for verb, operation in item.items():
                 rpc = rpcs[(service, operation["operationId"])]
-                if not exposed_rpc(policy, rpc):
-                    continue
+                if rpc.method in policy.service_methods.get(rpc.context, frozenset()):
+                    continue  # service-only: 404 at the edge
                 paths.setdefault(path, {})[verb] = _operation(
                     operation, rpc, policy, schemas, namer
                 )
@@ -334,10 +329,6 @@ def document(swagger_dir: Path, descriptor: bytes, policy: Policy) -> Json:
             },
         },
     }
-
-
-def exposed_rpc(policy: Policy, rpc: Rpc) -> bool:
-    return rpc.method not in policy.service_methods.get(rpc.context, frozenset())
 
 
 def render(document_: Json) -> str:
