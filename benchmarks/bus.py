@@ -1,249 +1,121 @@
-"""Section 4: the event bus, from outbox commit to the consumer's committed effect.
+"""P6: the bus, from outbox commit to the consumer's committed effect.
 
-A producer process (outbox + the platform's relay, SQLite) and a consumer process (the
-platform's consumer with its inbox, its own SQLite) talk through the embedded Redis, as
-two services would. Throughput: a burst of events committed as fast as the producer can,
-divided by the time from the first commit to the last effect. Lag: events committed at a
-steady rate, each event's effect-commit time minus its outbox-commit time.
+``scripts/bench_bus.py`` does the measuring (two processes wired as the services are,
+each on its own SQLite file, through the embedded Redis at ``appendfsync always``); this
+runs it ``plan.runs`` times, takes the medians and, when a figure misses its target,
+samples its producer and consumer with py-spy while a run goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import uuid
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from benchmarks import profiling, targets
+import psutil  # type: ignore[import-untyped]
+
+from benchmarks import pyspy, targets
+from benchmarks.loadgen import ROOT
 from benchmarks.plan import Log, Plan
-from benchmarks.procs import CpuMeter
-from benchmarks.stats import UNKNOWN, Spread, percentile
-from services.platform.embedded_redis import EmbeddedRedis
+from benchmarks.stats import UNKNOWN, Spread
 
-
-@dataclass
-class BusRun:
-    events: int
-    delivered: int
-    seconds: float  # first outbox commit to last effect commit
-    commit_seconds: float  # first to last outbox commit (the producer's own pace)
-    lag_p50_ms: float
-    lag_p99_ms: float
-    cores: dict[str, float]
+SCRIPT = ROOT / "scripts" / "bench_bus.py"
 
 
 @dataclass
 class BusResult:
     throughput: Spread = UNKNOWN
-    commit_rate: Spread = UNKNOWN  # how fast the producer committed the burst
     burst_lag_p99_ms: Spread = UNKNOWN
     rate: float = 0.0
-    achieved_rate: Spread = UNKNOWN
     lag_p50_ms: Spread = UNKNOWN
     lag_p99_ms: Spread = UNKNOWN
-    #: The steady phase again at half the measured capacity (when that is below ``rate``).
-    half_rate: Spread = UNKNOWN
-    half_lag_p50_ms: Spread = UNKNOWN
-    half_lag_p99_ms: Spread = UNKNOWN
     lost: int = 0
-    cores_burst: dict[str, Spread] = field(default_factory=dict)
-    cores_rate: dict[str, Spread] = field(default_factory=dict)
     burst: int = 0
-    profiles: list[profiling.Profile] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    profiles: list[pyspy.Profile] = field(default_factory=list)
 
 
-async def _spawn(
-    args: list[str], log_path: Path, profile: Path | None
-) -> asyncio.subprocess.Process:
-    with log_path.open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            *profiling.argv(profile, ["benchmarks.buswork", *args]),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log,
-        )
-    await _expect(process, "READY", 60, log_path)
-    return process
+def _argv(plan: Plan) -> list[str]:
+    return [
+        sys.executable,
+        str(SCRIPT),
+        "--json",
+        "--burst",
+        str(plan.bus_burst),
+        "--rate",
+        f"{plan.bus_rate:g}",
+        "--seconds",
+        f"{plan.bus_window:g}",
+    ]
 
 
-async def _expect(
-    process: asyncio.subprocess.Process, word: str, timeout: float, log_path: Path
-) -> None:
-    assert process.stdout is not None
-    async with asyncio.timeout(timeout):
-        while True:
-            line = (await process.stdout.readline()).decode()
-            if not line:
-                raise RuntimeError(f"bus worker exited before {word}; see {log_path}")
-            if line.strip() == word:
-                return
+async def _sides(pid: int, timeout: float = 60) -> list[int]:
+    """The producer's and the consumer's pids, once the script has started both."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        with contextlib.suppress(psutil.Error):
+            found = [
+                c.pid
+                for c in psutil.Process(pid).children(recursive=True)
+                if "--role" in " ".join(c.cmdline())
+            ]
+            if len(found) >= 2:
+                return found[:2]
+        await asyncio.sleep(0.05)
+    return []
 
 
-def _phase(commits: dict[str, int], effects: dict[str, int], skip: int) -> BusRun:
-    """Figures of one phase; lag counted after the first ``skip`` events (warm-up)."""
-    ordered = sorted(commits.items(), key=lambda item: item[1])
-    lags = [(effects[e] - t) / 1000 for e, t in ordered[skip:] if e in effects]
-    reached = [effects[e] for e in commits if e in effects]
-    first, last = (min(commits.values()), max(commits.values())) if commits else (0, 0)
-    return BusRun(
-        events=len(commits),
-        delivered=len(reached),
-        seconds=(max(reached) - first) / 1e6 if reached else 0.0,
-        commit_seconds=(last - first) / 1e6,
-        lag_p50_ms=percentile(lags, 50),
-        lag_p99_ms=percentile(lags, 99),
-        cores={},
+async def _once(plan: Plan, work: Path, profile: bool) -> tuple[dict[str, Any], list[Path]]:
+    process = await asyncio.create_subprocess_exec(
+        *_argv(plan), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-
-
-class _Pair:
-    """A producer and a consumer process on fresh databases and a fresh stream."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-        self.producer: asyncio.subprocess.Process | None = None
-        self.consumer: asyncio.subprocess.Process | None = None
-        self.effected = 0
-
-    async def start(self, redis_url: str, profile: bool) -> None:
-        context = f"bench{self.run_dir.name}"
-        for side in ("consume", "produce"):
-            database = f"sqlite+aiosqlite:///{self.run_dir / f'{side}.db'}"
-            process = await _spawn(
-                [side, database, redis_url, context, str(self.run_dir / f"{side}.json")],
-                self.run_dir / f"{side}.log",
-                self.run_dir / f"{side}.prof" if profile else None,
-            )
-            if side == "consume":
-                self.consumer = process
-            else:
-                self.producer = process
-
-    @property
-    def pids(self) -> dict[str, int]:
-        assert self.producer is not None
-        assert self.consumer is not None
-        return {"producer + relay": self.producer.pid, "consumer": self.consumer.pid}
-
-    async def _ask(self, process: asyncio.subprocess.Process | None, line: str) -> list[str]:
-        assert process is not None
-        assert process.stdin is not None
-        assert process.stdout is not None
-        process.stdin.write(f"{line}\n".encode())
-        await process.stdin.drain()
-        async with asyncio.timeout(300):
-            answer = (await process.stdout.readline()).decode().split()
-        if not answer:
-            raise RuntimeError(f"bus worker exited; see {self.run_dir}")
-        return answer
-
-    async def phase(self, command: str, count: int) -> tuple[float, dict[str, float]]:
-        """Runs one producer command, waits for its effects; the events per second from
-        its first commit to its last effect, and the CPU used meanwhile."""
-        meter = CpuMeter(self.pids)
-        meter.start()
-        published = await self._ask(self.producer, command)
-        self.effected += count
-        reached = await self._ask(self.consumer, f"until {self.effected}")
-        cores = meter.stop()
-        seconds = (int(reached[2]) - int(published[1])) / 1e6
-        return (count / seconds if seconds > 0 else 0.0), cores
-
-    async def stop(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-        for process in (self.producer, self.consumer):
-            await self._ask(process, "stop")
-            assert process is not None
-            await process.wait()
-        phases = json.loads((self.run_dir / "produce.json").read_text())
-        effects = json.loads((self.run_dir / "consume.json").read_text())
-        return phases, effects
-
-
-async def _one(
-    work: Path, redis_url: str, plan: Plan, profile: bool = False
-) -> tuple[list[BusRun], list[Path]]:
-    """The burst, the steady rate, and the steady phase at half the burst's capacity."""
-    run_dir = work / uuid.uuid4().hex[:8]
-    run_dir.mkdir(parents=True)
-    pair = _Pair(run_dir)
-    await pair.start(redis_url, profile)
-    paths = [run_dir / "produce.prof", run_dir / "consume.prof"] if profile else []
-    for pid in pair.pids.values() if profile else ():
-        profiling.start(pid)
-    warm = int(plan.bus_rate * plan.warmup)
-    steady = int(plan.bus_rate * plan.bus_window) + warm
-    capacity, burst_cores = await pair.phase(f"burst burst {plan.bus_burst}", plan.bus_burst)
-    _, steady_cores = await pair.phase(f"steady steady {steady} {plan.bus_rate}", steady)
-    half = capacity / 2
-    half_cores: dict[str, float] = {}
-    if 0 < half < plan.bus_rate:
-        count = int(half * (plan.bus_window + plan.warmup))
-        _, half_cores = await pair.phase(f"steady half {count} {half}", count)
-    for pid, path in zip(pair.pids.values(), paths, strict=False):
-        await profiling.finish(pid, path)
-    phases, effects = await pair.stop()
-    runs = []
-    for name, cores, skip in (
-        ("burst", burst_cores, 0),
-        ("steady", steady_cores, warm),
-        ("half", half_cores, int(half * plan.warmup)),
-    ):
-        if name in phases:
-            figures = _phase(phases[name], effects, skip)
-            figures.cores = cores
-            runs.append(figures)
-    return runs, paths
-
-
-def _cores(runs: list[BusRun]) -> dict[str, Spread]:
-    names = runs[0].cores if runs else {}
-    return {name: Spread.of(r.cores[name] for r in runs) for name in names}
+    spies = []
+    if profile:
+        for index, pid in enumerate(await _sides(process.pid)):
+            out = work / f"pyspy-p6-{index}.txt"
+            spies.append(asyncio.create_task(pyspy.record(pid, plan.profile_seconds, out)))
+    output, errors = await asyncio.wait_for(process.communicate(), 600)
+    paths = [path for spy in spies if (path := await spy) is not None]
+    if process.returncode != 0:
+        raise RuntimeError(errors.decode(errors="replace").strip()[-400:])
+    answer: dict[str, Any] = json.loads(output.decode().strip().splitlines()[-1])
+    return answer, paths
 
 
 async def run(plan: Plan, work: Path, log: Log, profile: bool) -> BusResult:
-    redis = EmbeddedRedis(work / "redis")
-    redis.start()
+    await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
     result = BusResult(rate=plan.bus_rate, burst=plan.bus_burst)
-    try:
-        bursts: list[BusRun] = []
-        steady: list[BusRun] = []
-        halves: list[BusRun] = []
-        for number in range(plan.runs):
-            runs, _ = await _one(work, redis.url, plan)
-            bursts.append(runs[0])
-            steady.append(runs[1])
-            halves += runs[2:]
-            pace = runs[0].delivered / max(runs[0].seconds, 1e-9)
-            log(
-                f"bus run {number + 1}: {pace:,.0f} events/s; "
-                f"lag p99 at {plan.bus_rate:.0f}/s {runs[1].lag_p99_ms:.1f} ms"
-            )
-        result.throughput = Spread.of(r.delivered / r.seconds for r in bursts if r.seconds > 0)
-        result.commit_rate = Spread.of(
-            r.events / r.commit_seconds for r in bursts if r.commit_seconds > 0
+    runs: list[dict[str, Any]] = []
+    for number in range(plan.runs):
+        try:
+            answer, _ = await _once(plan, work, profile=False)
+        except RuntimeError as exc:  # the script says which effects did not arrive
+            result.failures.append(str(exc))
+            result.lost += 1
+            continue
+        runs.append(answer)
+        log(
+            f"P6 run {number + 1}: {answer['events_per_second']:,.0f} events/s; lag p99 at "
+            f"{plan.bus_rate:.0f}/s {answer['lag_p99_ms']:.1f} ms"
         )
-        result.burst_lag_p99_ms = Spread.of(r.lag_p99_ms for r in bursts)
-        result.achieved_rate = Spread.of(r.delivered / r.seconds for r in steady if r.seconds > 0)
-        result.lag_p50_ms = Spread.of(r.lag_p50_ms for r in steady)
-        result.lag_p99_ms = Spread.of(r.lag_p99_ms for r in steady)
-        result.half_rate = Spread.of(r.delivered / r.seconds for r in halves if r.seconds > 0)
-        result.half_lag_p50_ms = Spread.of(r.lag_p50_ms for r in halves)
-        result.half_lag_p99_ms = Spread.of(r.lag_p99_ms for r in halves)
-        result.lost = sum(r.events - r.delivered for r in [*bursts, *steady, *halves])
-        result.cores_burst = _cores(bursts)
-        result.cores_rate = _cores(steady)
-        misses = (
-            result.throughput.median < targets.BUS_EVENTS
-            or result.lag_p99_ms.median > targets.BUS_LAG_P99_MS
-        )
-        if profile and plan.profile_seconds > 0 and misses:
-            _, paths = await _one(work, redis.url, plan, profile=True)
-            for path, name in zip(paths, ("producer + relay", "consumer"), strict=True):
-                summary = profiling.summarize(path, f"bus {name} (burst, then steady rates)")
-                if summary is not None:
-                    result.profiles.append(summary)
-            log("bus: profiled producer and consumer")
-    finally:
-        redis.stop()
+    result.throughput = Spread.of(r["events_per_second"] for r in runs)
+    result.burst_lag_p99_ms = Spread.of(r["burst_lag_p99_ms"] for r in runs)
+    result.lag_p50_ms = Spread.of(r["lag_p50_ms"] for r in runs)
+    result.lag_p99_ms = Spread.of(r["lag_p99_ms"] for r in runs)
+    misses = (
+        result.throughput.median < targets.BUS_EVENTS
+        or result.lag_p99_ms.median > targets.BUS_LAG_P99_MS
+    )
+    if profile and plan.profile_seconds > 0 and misses and runs:
+        _, paths = await _once(plan, work, profile=True)
+        for path, side in zip(paths, ("bus side A", "bus side B"), strict=False):
+            summary = pyspy.summarize(path, f"{side} of scripts/bench_bus.py (burst, then steady)")
+            if summary is not None:
+                result.profiles.append(summary)
+        log("P6: profiled both sides")
     return result

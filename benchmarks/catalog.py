@@ -1,17 +1,18 @@
-"""The catalog under test: a seeded database, served bare or as the full service."""
+"""The catalog under test: a seeded database, served by the floor (``benchmarks.floor``,
+raw ``sqlite3`` or a constant answer) or by the full service."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
-from benchmarks import profiling
 from benchmarks.procs import free_port, pin
+from benchmarks.tools import taskset
 from services.catalog.domain import CreateProduct, Price
 from services.catalog.handlers import Catalog
 from services.catalog.main import MIGRATIONS
@@ -52,7 +53,7 @@ async def seed_catalog(database_url: str) -> str:
 
 @dataclass
 class CatalogServer:
-    mode: str  # "bare" or "full"
+    mode: str  # "full", "sqlite" or "constant"
     child: Child
     port: int
 
@@ -67,27 +68,23 @@ class CatalogServer:
 
 @asynccontextmanager
 async def catalog_server(
-    mode: str,
-    database_url: str,
-    group: ProcessGroup,
-    cpus: tuple[int, ...],
-    profile: Path | None = None,
+    mode: str, database_url: str, group: ProcessGroup, cpus: tuple[int, ...]
 ) -> AsyncIterator[CatalogServer]:
-    """Starts the bare server or ``python -m services catalog`` and waits until it serves.
+    """Starts the floor (``mode`` "sqlite" or "constant") or ``python -m services
+    catalog`` ("full") pinned to ``cpus`` with taskset, and waits until it serves.
 
     The full service runs as ``scripts/up`` runs it: JSON access log to its log file,
-    metrics endpoint, tracing on, token verification against identity (GetProduct is a
-    public method, so no token and no identity call is needed). With ``profile`` it runs
-    under :mod:`benchmarks.profiled` (see :mod:`benchmarks.profiling`).
+    metrics endpoint, tracing as configured by default, token verification against
+    identity (GetProduct is a public method, so no token and no identity call is needed).
     """
 
     port = free_port()
     name = f"catalog-{mode}-{next(_starts)}"  # a fresh log file per start
-    if mode == "bare":
+    prefix = [*taskset(cpus), sys.executable, "-m"]
+    if mode != "full":
+        path = database_url.split(":///", 1)[1]
         child = group.start(
-            name,
-            profiling.argv(profile, ["benchmarks.bare_catalog", database_url, str(port)]),
-            {"PYTHONUNBUFFERED": "1"},
+            name, [*prefix, "benchmarks.floor", mode, path, str(port)], {"PYTHONUNBUFFERED": "1"}
         )
     else:
         env = {
@@ -97,9 +94,9 @@ async def catalog_server(
             "IDENTITY_TARGET": f"127.0.0.1:{free_port()}",  # nobody: public reads only
             "PYTHONUNBUFFERED": "1",
         }
-        child = group.start(name, profiling.argv(profile, ["services", "catalog"]), env)
+        child = group.start(name, [*prefix, "services", "catalog"], env)
     try:
-        if mode == "bare":
+        if mode != "full":
             await _wait_for_line(child, "READY", 60)
         elif await wait_serving({"catalog": f"127.0.0.1:{port}"}, timeout=60):
             raise RuntimeError(f"the catalog did not start; see {child.log_path}")

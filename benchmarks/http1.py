@@ -1,14 +1,16 @@
 """A minimal HTTP/1.1 keep-alive client on asyncio streams, for REST load.
 
-Just enough for GET requests to Envoy: one request in flight per connection, bodies by
-``content-length`` or chunked. A pool hands connections out and opens new ones up to a
-limit; a request waits for a free connection, which is part of its latency.
+Just enough for REST load on Envoy: GET and POST with one request in flight per
+connection, bodies by ``content-length`` or chunked, and a streamed response read line by
+line (a watch). A pool hands connections out and opens new ones up to a limit; a request
+waits for a free connection, which is part of its latency.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 
 class HttpError(Exception):
@@ -20,8 +22,8 @@ class _Connection:
         self.reader = reader
         self.writer = writer
 
-    async def get(self, request: bytes) -> tuple[int, bool]:
-        """Sends ``request``; returns the status and whether the connection stays open."""
+    async def head(self, request: bytes) -> tuple[int, dict[str, str]]:
+        """Sends ``request``; reads the status line and headers."""
         self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
@@ -31,15 +33,30 @@ class _Connection:
             name, sep, value = line.partition(":")
             if sep:
                 headers[name.strip().lower()] = value.strip().lower()
+        return status, headers
+
+    async def chunk(self) -> bytes:
+        """The next chunk of a chunked body (empty: the last one)."""
+        size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        data = await self.reader.readexactly(size + 2)
+        return data[:-2]
+
+    async def fetch(self, request: bytes) -> tuple[int, bool, bytes]:
+        """Sends ``request``; the status, whether the connection stays open, the body."""
+        status, headers = await self.head(request)
+        body = b""
         if "content-length" in headers:
-            await self.reader.readexactly(int(headers["content-length"]))
+            body = await self.reader.readexactly(int(headers["content-length"]))
         elif headers.get("transfer-encoding") == "chunked":
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                await self.reader.readexactly(size + 2)
-                if size == 0:
-                    break
-        return status, headers.get("connection") != "close"
+            parts = []
+            while part := await self.chunk():
+                parts.append(part)
+            body = b"".join(parts)
+        return status, headers.get("connection") != "close", body
+
+    async def get(self, request: bytes) -> tuple[int, bool]:
+        status, keep, _ = await self.fetch(request)
+        return status, keep
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -57,8 +74,37 @@ class Http1Pool:
         self._open = 0
         self._freed = asyncio.Condition()
 
-    def request(self, path: str) -> bytes:
-        return f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode()
+    def request(
+        self,
+        path: str,
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+        body: bytes = b"",
+    ) -> bytes:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        if body or method == "POST":
+            lines += ["content-type: application/json", f"content-length: {len(body)}"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    async def stream_lines(self, request: bytes) -> AsyncIterator[bytes]:
+        """Sends ``request`` on a connection of its own and yields the lines of the
+        (chunked) answer as they arrive; the connection closes when the caller stops."""
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        connection = _Connection(reader, writer)
+        try:
+            status, _ = await connection.head(request)
+            if status != 200:
+                raise HttpError(f"HTTP {status}")
+            pending = b""
+            while part := await connection.chunk():
+                pending += part
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield line
+        finally:
+            connection.close()
 
     async def _acquire(self) -> _Connection:
         async with self._freed:
@@ -83,10 +129,14 @@ class Http1Pool:
             self._freed.notify()
 
     async def get(self, request: bytes) -> None:
-        """Sends a prepared GET; raises :class:`HttpError` unless the answer is 200."""
+        """Sends a prepared request; raises :class:`HttpError` unless the answer is 200."""
+        await self.fetch(request)
+
+    async def fetch(self, request: bytes) -> bytes:
+        """Sends a prepared request; its body (:class:`HttpError` unless 200)."""
         connection = await self._acquire()
         try:
-            status, keep = await connection.get(request)
+            status, keep, body = await connection.fetch(request)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             connection.close()
             await self._release(None)
@@ -101,7 +151,8 @@ class Http1Pool:
             connection.close()
             await self._release(None)
         if status != 200:
-            raise HttpError(f"HTTP {status}")
+            raise HttpError(f"HTTP {status}: {body[:200]!r}")
+        return body
 
     async def close(self) -> None:
         async with self._freed:

@@ -11,6 +11,7 @@ import asyncio
 import secrets
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,7 +27,6 @@ from emporium.inventory.v1 import inventory_service_pb2_grpc as inventory_grpc
 from grpc import aio
 from sqlalchemy.engine import make_url
 
-from benchmarks import profiling
 from benchmarks.procs import cpu_seconds, free_port
 from services.mesh.environment import Credentials, MeshEnvironment
 from services.mesh.health import check
@@ -66,8 +66,8 @@ class Mesh:
             pids["redis"] = self.redis.pid
         return pids
 
-    def spawn(self, name: str, profile: Path | None = None) -> None:
-        command = profiling.argv(profile, ["services", name])
+    def spawn(self, name: str) -> None:
+        command = [sys.executable, "-m", "services", name]
         self.children[name] = self.group.start(name, command, self.env[name])
 
     def stop_service(self, name: str) -> None:
@@ -213,18 +213,6 @@ async def seed(mesh: Mesh, customers: int = CUSTOMERS) -> None:
             metadata=_bearer(admin),
             timeout=30,
         )
-
-
-async def restart(mesh: Mesh, name: str, profile: Path | None = None) -> None:
-    """Stops ``name`` and starts it again (under :mod:`benchmarks.profiled` with
-    ``profile``); waits until it serves."""
-    mesh.stop_service(name)
-    mesh.spawn(name, profile)
-    deadline = time.monotonic() + 120
-    while not await check(mesh.target(name), 0.5):
-        if time.monotonic() > deadline or mesh.children[name].process.poll() is not None:
-            raise RuntimeError(f"{name} did not come back; see {mesh.children[name].log_path}")
-        await asyncio.sleep(0.1)
 
 
 async def postgres_problem(url: str) -> str | None:

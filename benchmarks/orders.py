@@ -1,14 +1,13 @@
-"""Section 3: completed order sagas per second, PlaceOrder to CONFIRMED.
+"""P5: orders, PlaceOrder to CONFIRMED, over REST through the edge.
 
-Open-loop load at increasing offered rates; each order is PlaceOrder followed by
-WatchOrder until the order is CONFIRMED, and its latency runs from issuing PlaceOrder to
-the CONFIRMED message. A step is *sustained* when the mesh completes at least 90% of the
-offered rate inside the window with under 1% failures; the ramp stops after the first
-step that is not. The knee is the last sustained step. Then the half-load step (half the
-best completed rate) gives the latency figure the target speaks of.
+32 shoppers (closed loop, spread over several generator processes) each place an order
+(``POST /v1/orders``) and read its watch stream (``GET /v1/orders/{id}:watch``) until it
+is CONFIRMED, then start the next one. Latency runs from sending the POST to the CONFIRMED
+line. Then an open-loop run at half the confirmed rate gives the half-load p99.
 
-CPU per order per process comes from ``/proc`` deltas over each step, which tells which
-service the time goes to; the busiest ones are then profiled.
+CPU per order per process (every service, Redis, Envoy, PostgreSQL's backends) comes from
+/proc deltas over each run divided by the orders confirmed in it; when a figure misses its
+target the two busiest services are sampled with py-spy under the same load.
 """
 
 from __future__ import annotations
@@ -18,23 +17,23 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from benchmarks import profiling
+from benchmarks import pyspy
+from benchmarks import targets as t
 from benchmarks.loadgen import Generators, Load, Result
-from benchmarks.mesh import Mesh, restart
+from benchmarks.mesh import Mesh
 from benchmarks.plan import Log, Plan
 from benchmarks.procs import CpuMeter, RssPeak
 from benchmarks.stats import UNKNOWN, Spread
 
-SUSTAINED_SHARE = 0.9
-MAX_ERROR_RATE = 0.01
-
 
 @dataclass
 class Step:
-    offered: float
+    offered: float  # open loop: orders/s asked for; closed loop: 0
+    shoppers: int
     throughput: Spread
     p50_ms: Spread
     p99_ms: Spread
@@ -45,9 +44,8 @@ class Step:
     cpu_ms_per_order: dict[str, float]  # median over runs, per process
 
     @property
-    def sustained(self) -> bool:
-        good = self.issued > 0 and self.errors <= MAX_ERROR_RATE * self.issued
-        return good and self.throughput.median >= SUSTAINED_SHARE * self.offered
+    def cpu_ms_total(self) -> float:
+        return sum(self.cpu_ms_per_order.values())
 
 
 @dataclass
@@ -55,13 +53,14 @@ class OrdersResult:
     backend: str
     available: bool = True
     reason: str = ""
-    steps: list[Step] = field(default_factory=list)
-    knee: float | None = None
-    capacity: Spread = UNKNOWN
+    closed: Step | None = None
     half: Step | None = None
     rss_under_load: dict[str, float] = field(default_factory=dict)
-    cold_start: float = 0.0
-    profiles: list[profiling.Profile] = field(default_factory=list)
+    profiles: list[pyspy.Profile] = field(default_factory=list)
+
+    @property
+    def capacity(self) -> Spread:
+        return self.closed.throughput if self.closed is not None else UNKNOWN
 
 
 def _postgres_pids() -> dict[str, int]:
@@ -89,37 +88,30 @@ async def _sampling(peak: RssPeak, every: float = 0.25) -> AsyncIterator[None]:
 
 
 async def _step(
-    plan: Plan, mesh: Mesh, generators: Generators, rate: float
-) -> tuple[Step, list[Result]]:
-    target = {
-        "kind": "order",
-        "address": mesh.target("order"),
-        "product_id": mesh.product_id,
-        "tokens": mesh.tokens,
-    }
+    plan: Plan, mesh: Mesh, pids: dict[str, int], generators: Generators, load: Load
+) -> Step:
     results: list[Result] = []
     per_order: dict[str, list[float]] = {}
     for _ in range(plan.runs):
-        pids = dict(mesh.pids)
+        watched = dict(pids)
         if mesh.backend == "postgres":
-            pids.update(_postgres_pids())
-        meter = CpuMeter(pids)
+            watched.update(_postgres_pids())
+        meter = CpuMeter(watched)
         meter.start()
-        load = Load(target, "open", plan.order_window, plan.order_warmup, rate=rate, grace=30)
         result = await generators.run(load)
         cores = meter.stop()
         results.append(result)
-        orders = rate * (plan.order_window + plan.order_warmup)
-        seconds = meter.elapsed
+        orders = max(1.0, result.throughput * meter.elapsed)
         totals: dict[str, float] = {}
         for name, used in cores.items():
             key = "postgres" if name.startswith("postgres-") else name
             if used == used:  # NaN: the process went away
-                totals[key] = totals.get(key, 0.0) + used * seconds
+                totals[key] = totals.get(key, 0.0) + used * meter.elapsed
         for key, cpu in totals.items():
             per_order.setdefault(key, []).append(cpu / orders * 1000)
-    step = Step(
-        offered=rate,
+    return Step(
+        offered=load.rate if load.mode == "open" else 0.0,
+        shoppers=load.concurrency if load.mode == "closed" else 0,
         throughput=Spread.of(r.throughput for r in results),
         p50_ms=Spread.of(r.p50_ms for r in results),
         p99_ms=Spread.of(r.p99_ms for r in results),
@@ -129,65 +121,77 @@ async def _step(
         generator_cores=Spread.of(r.generator_cores for r in results),
         cpu_ms_per_order={k: Spread.of(v).median for k, v in per_order.items()},
     )
-    return step, results
 
 
-async def run(plan: Plan, mesh: Mesh, work: Path, log: Log, profile: bool) -> OrdersResult:
-    result = OrdersResult(backend=mesh.backend, cold_start=mesh.cold_start)
+def _misses(result: OrdersResult) -> bool:
+    floor = t.ORDERS_SQLITE if result.backend == "sqlite" else t.ORDERS_POSTGRES
+    closed = result.closed
+    if closed is None:
+        return False
+    return closed.throughput.median < floor or closed.cpu_ms_total > t.ORDERS_CPU_MS
+
+
+async def run(
+    plan: Plan, mesh: Mesh, edge_address: str, envoy_pid: int, work: Path, log: Log, profile: bool
+) -> OrdersResult:
+    result = OrdersResult(backend=mesh.backend)
+    pids = {**mesh.pids, "envoy": envoy_pid}
+    target: dict[str, Any] = {
+        "kind": "rest-order",
+        "address": edge_address,
+        "product_id": mesh.product_id,
+        "tokens": mesh.tokens,
+    }
     peak = RssPeak(mesh.pids)
-    async with Generators(plan.generator_workers, None, work / "logs") as generators:
-        async with _sampling(peak):
-            for rate in plan.order_rates:
-                step, _ = await _step(plan, mesh, generators, rate)
-                result.steps.append(step)
-                log(
-                    f"orders ({mesh.backend}): offered {rate:.0f}/s → "
-                    f"{step.throughput.median:.0f}/s, p99 {step.p99_ms.median:.0f} ms, "
-                    f"errors {step.errors}/{step.issued}"
-                )
-                if not step.sustained:
-                    break
+    closed = Load(target, "closed", plan.order_window, plan.order_warmup, plan.shoppers, grace=30)
+    async with (
+        Generators(plan.order_workers, None, work / "logs") as generators,
+        _sampling(peak),
+    ):
+        result.closed = await _step(plan, mesh, pids, generators, closed)
+        log(
+            f"P5 ({mesh.backend}): {plan.shoppers} shoppers → "
+            f"{result.closed.throughput.median:.1f} confirmed/s, "
+            f"p99 {result.closed.p99_ms.median:.0f} ms, errors {result.closed.errors}"
+        )
+        half_rate = max(1.0, round(result.closed.throughput.median * plan.half_load, 1))
+        half = Load(
+            target, "open", plan.order_window, plan.order_warmup, 4 * plan.shoppers, half_rate, 30
+        )
+        result.half = await _step(plan, mesh, pids, generators, half)
+        log(
+            f"P5 ({mesh.backend}): half load {half_rate:.1f}/s, "
+            f"p99 {result.half.p99_ms.median:.0f} ms"
+        )
         result.rss_under_load = dict(peak.peak)
-        usable = [s for s in result.steps if s.errors <= 0.05 * max(1, s.issued)]
-        sustained = [s for s in result.steps if s.sustained]
-        result.knee = sustained[-1].offered if sustained else None
-        best = max(usable, key=lambda s: s.throughput.median, default=None)
-        if best is not None:
-            result.capacity = best.throughput
-            half_rate = max(1.0, round(best.throughput.median / 2))
-            result.half, _ = await _step(plan, mesh, generators, half_rate)
-            log(f"orders ({mesh.backend}): half load {half_rate:.0f}/s done")
-        if profile and plan.profile_seconds > 0 and best is not None:
-            result.profiles = await _profile(plan, mesh, generators, work, best, log)
+        if profile and plan.profile_seconds > 0 and _misses(result):
+            result.profiles = await _profile(plan, mesh, generators, closed, work, result.closed)
+            log(f"P5 ({mesh.backend}): profiled the busiest services")
     return result
 
 
 async def _profile(
-    plan: Plan, mesh: Mesh, generators: Generators, work: Path, best: Step, log: Log
-) -> list[profiling.Profile]:
-    """Profiles the two services that spend the most CPU per order, under the best load."""
+    plan: Plan, mesh: Mesh, generators: Generators, load: Load, work: Path, busiest: Step
+) -> list[pyspy.Profile]:
+    """py-spy of the two services that spend the most CPU per order, under the same load."""
     ranked = sorted(
-        (name for name in best.cpu_ms_per_order if name in mesh.children),
-        key=lambda name: -best.cpu_ms_per_order[name],
-    )
-    target = {
-        "kind": "order",
-        "address": mesh.target("order"),
-        "product_id": mesh.product_id,
-        "tokens": mesh.tokens,
-    }
+        (name for name in busiest.cpu_ms_per_order if name in mesh.children),
+        key=lambda name: -busiest.cpu_ms_per_order[name],
+    )[:2]
+    spies = [
+        pyspy.record(
+            mesh.children[name].process.pid,
+            plan.profile_seconds,
+            work / f"pyspy-p5-{mesh.backend}-{name}.txt",
+        )
+        for name in ranked
+    ]
+    sampled = Load(load.target, "closed", plan.profile_seconds + 1, 0.5, load.concurrency, grace=30)
+    *raws, _ = await asyncio.gather(*spies, generators.run(sampled))
     found = []
-    for name in ranked[:2]:
-        path = work / f"profile-{mesh.backend}-{name}.prof"
-        await restart(mesh, name, profile=path)
-        rate = max(1.0, round(best.throughput.median * 0.8))
-        pid = mesh.children[name].process.pid
-        profiling.start(pid)
-        await generators.run(Load(target, "open", plan.profile_seconds, 0.5, rate=rate, grace=30))
-        await profiling.finish(pid, path)
-        await restart(mesh, name)
-        summary = profiling.summarize(path, f"{name} ({mesh.backend}, {rate:.0f} orders/s)")
+    for name, raw in zip(ranked, raws, strict=True):
+        assert not isinstance(raw, Result)
+        summary = pyspy.summarize(raw, f"{name} ({mesh.backend}, {load.concurrency} shoppers)")
         if summary is not None:
             found.append(summary)
-        log(f"orders ({mesh.backend}): profiled {name}")
     return found

@@ -1,16 +1,17 @@
-"""Everything one run measured, and the targets each figure is judged against."""
+"""Everything one run measured."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from benchmarks.bus import BusResult
+from benchmarks.edge_cost import EdgeCostResult
 from benchmarks.footprint import FootprintResult
 from benchmarks.machine import Machine
 from benchmarks.orders import OrdersResult
+from benchmarks.p1 import P1Result
 from benchmarks.plan import Plan
-from benchmarks.profiling import Profile
-from benchmarks.reads import ReadsResult
+from benchmarks.rest_read import RestReadResult
 
 
 @dataclass
@@ -19,10 +20,13 @@ class Results:
     machine: Machine
     layout: str
     seconds: float = 0.0
-    reads: ReadsResult | None = None
+    p1: P1Result | None = None
+    p3: EdgeCostResult | None = None
+    p4: RestReadResult | None = None
     orders: list[OrdersResult] = field(default_factory=list)
     bus: BusResult | None = None
     footprint: FootprintResult | None = None
-    reads_profiles: list[Profile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    external_tools: dict[str, bool] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    tools: dict[str, str] = field(default_factory=dict)
+    others: str = ""  # what else ran on the machine (ps), for the method notes

@@ -120,7 +120,7 @@ def make_call(target: dict[str, Any], clients: Clients, connections: int) -> Cal
         return get_product
     if kind == "rest":
         pool = clients.pool(target["address"], connections)
-        prepared = pool.request(target["path"])
+        prepared = pool.request(target["path"], target.get("headers"))
 
         async def get_rest() -> None:
             await pool.get(prepared)
@@ -128,6 +128,8 @@ def make_call(target: dict[str, Any], clients: Clients, connections: int) -> Cal
         return get_rest
     if kind == "order":
         return _order_call(target, clients)
+    if kind == "rest-order":
+        return _rest_order_call(target, clients, connections)
     raise ValueError(f"unknown target kind {kind!r}")
 
 
@@ -151,6 +153,66 @@ def _order_call(target: dict[str, Any], clients: Clients) -> Call:
                 return
             if change.status in _ENDED_BADLY:
                 raise OrderNotConfirmed(change.order.rejection_reason or "ended badly")
+        raise OrderNotConfirmed("the watch stream ended before CONFIRMED")
+
+    return place_and_confirm
+
+
+def _order_json(product_id: str) -> bytes:
+    return json.dumps(
+        {
+            "idempotencyKey": uuid.uuid4().hex,
+            "lines": [{"productId": product_id, "quantity": 1}],
+            "card": {
+                "number": APPROVE_CARD,
+                "expiryMonth": 12,
+                "expiryYear": 2099,
+                "cvc": "123",
+                "holderName": "Bench",
+            },
+            "shippingAddress": {
+                "name": "Bench",
+                "line1": "1 Load Street",
+                "city": "Berlin",
+                "postalCode": "10115",
+                "countryCode": "DE",
+            },
+        }
+    ).encode()
+
+
+#: An order not CONFIRMED by then counts as failed (the saga's own budget is shorter).
+_ORDER_TIMEOUT = 30.0
+_REST_CONFIRMED = ("ORDER_STATUS_CONFIRMED", "ORDER_STATUS_SHIPPED")
+_REST_ENDED_BADLY = ("ORDER_STATUS_REJECTED", "ORDER_STATUS_CANCELLED")
+
+
+def _rest_order_call(target: dict[str, Any], clients: Clients, connections: int) -> Call:
+    """A shopper over REST through the edge: POST /v1/orders, then read the order's watch
+    stream (GET /v1/orders/{id}:watch, one JSON object per line) until CONFIRMED."""
+    pool = clients.pool(target["address"], connections)
+    tokens: list[str] = target["tokens"]
+    turn = [0]
+
+    async def place_and_confirm() -> None:
+        async with asyncio.timeout(_ORDER_TIMEOUT):
+            await rest_order()
+
+    async def rest_order() -> None:
+        turn[0] += 1
+        auth = {"authorization": f"Bearer {tokens[turn[0] % len(tokens)]}"}
+        body = _order_json(target["product_id"])
+        placed = json.loads(await pool.fetch(pool.request("/v1/orders", auth, "POST", body)))
+        order = placed["order"]
+        if order["status"] in _REST_CONFIRMED:
+            return
+        watch = pool.request(f"/v1/orders/{order['orderId']}:watch", auth)
+        async for line in pool.stream_lines(watch):
+            status = json.loads(line)["order"]["status"]
+            if status in _REST_CONFIRMED:
+                return
+            if status in _REST_ENDED_BADLY:
+                raise OrderNotConfirmed(status)
         raise OrderNotConfirmed("the watch stream ended before CONFIRMED")
 
     return place_and_confirm

@@ -12,7 +12,6 @@ from emporium.catalog.v1 import events_pb2
 from emporium.common.v1 import money_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.catalog import paging
 from services.catalog.domain import (
     MAX_BATCH,
     Category,
@@ -27,8 +26,11 @@ from services.catalog.repository import ProductRepository
 from services.platform import auth, outbox
 from services.platform.db import Database
 from services.platform.errors import FieldViolation, InvalidArgument, NotFound
+from services.platform.paging import PageTokens
 
 STREAM = "catalog"
+#: ListProducts pages: after the last product id, for one category and search text.
+PRODUCT_PAGES = PageTokens("catalog.products.v1", (str,))
 
 
 def _now_us() -> int:
@@ -78,7 +80,8 @@ class Catalog:
     async def list_products(self, query: ListProducts) -> Page:
         query.validate()
         filter_values = (query.category_id, query.query)
-        after = paging.decode(query.page_token, *filter_values) if query.page_token else ""
+        position = PRODUCT_PAGES.decode(query.page_token, *filter_values)
+        after = "" if position is None else str(position[0])
         async with self._db.transaction() as session:
             found, total = await ProductRepository(session).page(
                 category_id=query.category_id,
@@ -87,7 +90,8 @@ class Catalog:
                 limit=query.limit + 1,  # one more tells whether another page follows
             )
         page = found[: query.limit]
-        token = paging.encode(page[-1].product_id, *filter_values) if len(found) > len(page) else ""
+        last = page[-1].product_id if len(found) > len(page) else None
+        token = "" if last is None else PRODUCT_PAGES.encode((last,), *filter_values)
         return Page(page, token, total)
 
     async def get_product(self, product_id: str) -> Product:

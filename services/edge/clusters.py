@@ -80,6 +80,8 @@ def _outlier(spec: EdgeSpec) -> dict[str, Any]:
 
 def _health_check(spec: EdgeSpec, service_name: str) -> list[dict[str, Any]]:
     check = spec.health_check
+    if check.interval_seconds <= 0:
+        return []
     interval = envoy_duration(check.interval_seconds)
     return [
         {

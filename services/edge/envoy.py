@@ -103,6 +103,9 @@ def _jwt_authn(spec: EdgeSpec) -> dict[str, Any]:
         "clock_skew_seconds": 30,
         "payload_in_metadata": "jwt_payload",
     }
+    if policy.jwt_cache_size > 0:
+        # A token seen before skips the ES256 signature check until it expires.
+        provider["jwt_cache_config"] = {"jwt_cache_size": policy.jwt_cache_size}
     return _typed(
         routes.JWT_FILTER,
         f"{_FILTERS}.http.jwt_authn.v3.JwtAuthentication",
@@ -201,14 +204,60 @@ def _local_replies() -> dict[str, Any]:
     }
 
 
-def _access_log() -> list[dict[str, Any]]:
-    return [
-        _typed(
-            "envoy.access_loggers.stdout",
-            f"{_EXTENSIONS}.access_loggers.stream.v3.StdoutAccessLog",
-            log_format={"json_format": ACCESS_LOG_FIELDS},
-        )
-    ]
+#: ``access_log: errors``: HTTP status 400 and up, or a gRPC status other than OK (Envoy
+#: infers it from the HTTP status when the answer carries none), or an Envoy response flag.
+_ERRORS_ONLY = {
+    "or_filter": {
+        "filters": [
+            {
+                "status_code_filter": {
+                    "comparison": {
+                        "op": "GE",
+                        "value": {"default_value": 400, "runtime_key": "edge.access_log.min"},
+                    }
+                }
+            },
+            {"grpc_status_filter": {"statuses": ["OK"], "exclude": True}},
+            {"response_flag_filter": {}},
+        ]
+    }
+}
+
+
+def _access_log(spec: EdgeSpec) -> list[dict[str, Any]]:
+    mode = spec.policy.access_log
+    if mode == "off":
+        return []
+    logger = _typed(
+        "envoy.access_loggers.stdout",
+        f"{_EXTENSIONS}.access_loggers.stream.v3.StdoutAccessLog",
+        log_format={"json_format": ACCESS_LOG_FIELDS},
+    )
+    if mode == "errors":
+        logger["filter"] = _ERRORS_ONLY
+    return [logger]
+
+
+def _tracing(spec: EdgeSpec) -> dict[str, Any]:
+    """The edge starts the trace (or continues the client's traceparent) and passes W3C
+    traceparent to the services, whose OpenTelemetry spans join it. Only the sampled share
+    of requests records and exports a span (``trace_sampling_percent``; a client's sampled
+    traceparent is honoured); with no collector listening, exported spans are dropped."""
+    percent = spec.policy.trace_sampling_percent
+    return {
+        "random_sampling": {"value": percent},
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "service_name": "emporium-edge",
+                "grpc_service": {
+                    "envoy_grpc": {"cluster_name": clusters.OTLP_CLUSTER},
+                    "timeout": "1s",
+                },
+            },
+        },
+    }
 
 
 def connection_manager(spec: EdgeSpec, rpcs: list[Rpc], descriptor: bytes) -> dict[str, Any]:
@@ -229,23 +278,7 @@ def connection_manager(spec: EdgeSpec, rpcs: list[Rpc], descriptor: bytes) -> di
                 "pack_trace_reason": True,
             }
         },
-        # The edge starts the trace (or continues the client's traceparent) and passes
-        # W3C traceparent to the services, whose OpenTelemetry spans join it.
-        "tracing": {
-            "provider": {
-                "name": "envoy.tracers.opentelemetry",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
-                    "service_name": "emporium-edge",
-                    # Spans go to an OTLP collector when one listens there; the trace
-                    # context reaches the services either way.
-                    "grpc_service": {
-                        "envoy_grpc": {"cluster_name": clusters.OTLP_CLUSTER},
-                        "timeout": "1s",
-                    },
-                },
-            }
-        },
+        "tracing": _tracing(spec),
         "stream_idle_timeout": envoy_duration(spec.stream_idle_timeout_seconds),
         # Larger request headers (a long URL counts) are 431 here: forwarded, they would pass
         # the services' gRPC metadata limit, which answers RESOURCE_EXHAUSTED (429).
@@ -259,7 +292,7 @@ def connection_manager(spec: EdgeSpec, rpcs: list[Rpc], descriptor: bytes) -> di
             "initial_stream_window_size": 65536,
             "initial_connection_window_size": 1048576,
         },
-        "access_log": _access_log(),
+        "access_log": _access_log(spec),
         "local_reply_config": _local_replies(),
         "route_config": routes.route_config(spec, rpcs),
         "http_filters": http_filters(spec, rpcs, descriptor),

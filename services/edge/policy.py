@@ -76,6 +76,16 @@ class Policy:
     retry_attempts: int
     #: context -> methods that need a user token with the admin role
     admin_methods: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: What the edge itself costs per request (charts/emporium/values.yaml ``edge.cost``;
+    #: docs/benchmarks.md has the numbers): the share of requests whose spans Envoy
+    #: records and exports (the trace context reaches the services either way), which
+    #: requests get an access-log line ("all", "errors" or "off"), the seconds between
+    #: active health checks of each endpoint (0: none) and how many verified JWTs Envoy
+    #: keeps (0: verify the signature of every request).
+    trace_sampling_percent: float = 0.0
+    access_log: str = "all"
+    health_check_interval_seconds: float = 5.0
+    jwt_cache_size: int = 1000
 
     def with_outlier(self, **changes: Any) -> Policy:
         return replace(self, outlier=replace(self.outlier, **changes))
@@ -86,6 +96,27 @@ class Policy:
 
 def _methods(services: Mapping[str, Any], key: str) -> dict[str, frozenset[str]]:
     return {name: frozenset(svc.get(key) or ()) for name, svc in services.items()}
+
+
+ACCESS_LOG_MODES = ("all", "errors", "off")
+
+
+def _cost(values: Mapping[str, Any]) -> dict[str, Any]:
+    cost = (values.get("edge") or {}).get("cost") or {}
+    access_log = str(cost.get("accessLog", "all"))
+    if access_log not in ACCESS_LOG_MODES:
+        raise ValueError(
+            f"edge.cost.accessLog must be one of {ACCESS_LOG_MODES}, not {access_log!r}"
+        )
+    sampling = float(cost.get("traceSamplingPercent", 0.0))
+    if not 0.0 <= sampling <= 100.0:
+        raise ValueError(f"edge.cost.traceSamplingPercent must be 0-100, got {sampling}")
+    return {
+        "trace_sampling_percent": sampling,
+        "access_log": access_log,
+        "health_check_interval_seconds": seconds(cost.get("healthCheckInterval", "5s")),
+        "jwt_cache_size": int(cost.get("jwtCacheSize", 1000)),
+    }
 
 
 def policy_from_values(values: Mapping[str, Any]) -> Policy:
@@ -119,6 +150,7 @@ def policy_from_values(values: Mapping[str, Any]) -> Policy:
         retry_on=str(retries.get("retryOn") or "connect-failure,refused-stream"),
         retry_attempts=int(retries.get("attempts", 2)),
         admin_methods=_methods(values["services"], "adminMethods"),
+        **_cost(values),
     )
 
 

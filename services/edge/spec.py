@@ -57,7 +57,8 @@ class RateLimit:
 
 @dataclass(frozen=True, slots=True)
 class HealthCheck:
-    """Active gRPC health checks (grpc.health.v1) of every endpoint."""
+    """Active gRPC health checks (grpc.health.v1) of every endpoint; an interval of 0
+    turns them off (outlier detection still ejects failing endpoints)."""
 
     interval_seconds: float = 5.0
     timeout_seconds: float = 1.0
@@ -153,8 +154,15 @@ def local_spec(
     if canary_target is not None and policy.canary_service in upstreams:
         canary = Canary(policy.canary_service, policy.canary_weight)
         upstreams[canary.v2_cluster] = [_endpoint(canary_target)]
-    spec = EdgeSpec(policy=policy, upstreams=upstreams, canary=canary)
+    spec = EdgeSpec(
+        policy=policy, upstreams=upstreams, canary=canary, health_check=_health_check(policy)
+    )
     return replace(spec, **changes)
+
+
+def _health_check(policy: Policy) -> HealthCheck:
+    """The chart's ``edge.cost.healthCheckInterval`` (0: no active health checks)."""
+    return HealthCheck(interval_seconds=policy.health_check_interval_seconds)
 
 
 def with_endpoints(spec: EdgeSpec, extra: Mapping[str, Sequence[Endpoint]]) -> EdgeSpec:
@@ -189,4 +197,5 @@ def chart_spec(policy: Policy | None = None) -> EdgeSpec:
         dns=True,
         cors_origins=(),
         version="chart",
+        health_check=_health_check(policy),
     )

@@ -12,6 +12,19 @@ EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD, MAX_PASSWORD = 8, 128
 MAX_EMAIL, MAX_DISPLAY_NAME = 254, 100
 CUSTOMER_ROLE = "customer"
+#: Service accounts are ``svc-<service>``; nobody may register such a name.
+SERVICE_ACCOUNT_PREFIX = "svc-"
+#: The domain of bootstrap accounts' email addresses; nobody may register one.
+ACCOUNTS_DOMAIN = "accounts.emporium.invalid"
+
+
+def service_account_username(service: str) -> str:
+    return f"{SERVICE_ACCOUNT_PREFIX}{service}"
+
+
+def is_reserved(username: str, reserved: frozenset[str]) -> bool:
+    """Names only the bootstrap may create: service accounts and ``reserved`` (the admin)."""
+    return username.startswith(SERVICE_ACCOUNT_PREFIX) or username in reserved
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,17 +49,19 @@ class Register:
     password: str
     display_name: str
 
-    def validate(self) -> None:
+    def validate(self, reserved: frozenset[str] = frozenset()) -> None:
+        """Checks every field; ``reserved`` names (the bootstrap admin's) are refused too."""
         v = Validator()
-        v.check(
+        if v.check(
             bool(USERNAME.match(self.username)),
             "username",
             "must be 3-32 characters: lowercase letters, digits, '_', '.', '-'",
-        )
+        ):
+            v.check(not is_reserved(self.username, reserved), "username", "is reserved")
         if v.check(
             len(self.email) <= MAX_EMAIL, "email", f"must be at most {MAX_EMAIL} characters"
-        ):
-            v.check(bool(EMAIL.match(self.email)), "email", "must be an email address")
+        ) and v.check(bool(EMAIL.match(self.email)), "email", "must be an email address"):
+            v.check(not self.email.lower().endswith("@" + ACCOUNTS_DOMAIN), "email", "is reserved")
         v.check(
             MIN_PASSWORD <= len(self.password) <= MAX_PASSWORD,
             "password",

@@ -1,79 +1,65 @@
-"""Identity's use cases."""
+"""Identity's use cases, on identity's unit of work."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 
-from emporium.identity.v1 import events_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from services.identity.domain import CUSTOMER_ROLE, Login, Register, User
+from services.identity.codec import user_registered
+from services.identity.domain import ACCOUNTS_DOMAIN, CUSTOMER_ROLE, Login, Register, User
 from services.identity.passwords import Passwords
-from services.identity.repository import UserRepository
+from services.identity.ports import IdentityUnitOfWork
 from services.identity.tokens import SigningKey, TokenIssuer
-from services.platform import auth, outbox
-from services.platform.db import Database
-from services.platform.errors import AlreadyExists, NotFound, Unauthenticated
-
-STREAM = "identity"
-
-
-def user_registered(user: User) -> events_pb2.UserRegistered:
-    occurred = Timestamp()
-    occurred.FromMicroseconds(user.created_at_us)
-    return events_pb2.UserRegistered(
-        user_id=user.user_id,
-        username=user.username,
-        email=user.email,
-        display_name=user.display_name,
-        roles=list(user.roles),
-        occur_time=occurred,
-    )
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
+from services.platform import auth
+from services.platform.clock import now_us
+from services.platform.errors import AlreadyExists, FailedPrecondition, NotFound, Unauthenticated
 
 
 class Identity:
-    """Registers users, checks credentials, issues tokens and publishes public keys."""
+    """Registers users, checks credentials, issues tokens and publishes public keys.
+
+    ``reserved`` names (the bootstrap admin's) cannot be registered, nor can service
+    account names (``svc-*``): only :meth:`ensure_account` creates those.
+    """
 
     def __init__(
         self,
-        db: Database,
+        uow: IdentityUnitOfWork,
         passwords: Passwords,
         issuer: TokenIssuer,
         *,
+        reserved: frozenset[str] = frozenset(),
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        clock: Callable[[], int] = now_us,
     ) -> None:
-        self._db = db
+        self._uow = uow
         self._passwords = passwords
         self.issuer = issuer
+        self._reserved = reserved
         self._new_id = new_id
+        self._clock = clock
         self.verification_keys: list[SigningKey] = [issuer.key]
 
-    async def register(self, command: Register, roles: tuple[str, ...] = (CUSTOMER_ROLE,)) -> User:
-        command.validate()
+    async def register(self, command: Register) -> User:
+        command.validate(self._reserved)
         user = User(
             user_id=self._new_id(),
             username=command.username,
             email=command.email.lower(),
             display_name=command.display_name.strip() or command.username,
-            roles=roles,
-            created_at_us=_now_us(),
+            roles=(CUSTOMER_ROLE,),
+            created_at_us=self._clock(),
             password_hash=await self._passwords.hash(command.password),
         )
-        async with self._db.transaction() as session:
-            await UserRepository(session).add(user)
-            await outbox.record(session, STREAM, user_registered(user), user.user_id)
+        async with self._uow.write() as tx:
+            await tx.users.add(user)
+            await tx.outbox.record(user_registered(user), user.user_id)
         return user
 
     async def login(self, command: Login) -> tuple[str, User]:
         command.validate()
-        async with self._db.transaction() as session:
-            user = await UserRepository(session).by_username(command.username)
+        async with self._uow.read() as tx:
+            user = await tx.users.by_username(command.username)
         ok = await self._passwords.verify(
             None if user is None else user.password_hash, command.password
         )
@@ -85,8 +71,8 @@ class Identity:
         caller = auth.current_caller()
         if caller.subject != user_id and not caller.is_admin:
             raise NotFound("no such user")  # other users' existence is not disclosed
-        async with self._db.transaction() as session:
-            user = await UserRepository(session).get(user_id)
+        async with self._uow.read() as tx:
+            user = await tx.users.get(user_id)
         if user is None:
             raise NotFound("no such user")
         return user
@@ -97,35 +83,47 @@ class Identity:
     async def ensure_account(
         self, user_id: str, username: str, password: str, roles: tuple[str, ...]
     ) -> None:
-        """Creates a bootstrap account (admin, service account) unless it exists."""
-        async with self._db.transaction() as session:
-            repository = UserRepository(session)
-            if await repository.by_username(username) is not None:
-                return
+        """Creates a bootstrap account (admin, service account) unless it exists.
+
+        An existing user of that name must be that very account: another user (say, a
+        customer who registered the name before it was reserved) is never adopted, as the
+        account would then carry that user's password or roles.
+        """
+        async with self._uow.read() as tx:
+            existing = await tx.users.by_username(username)
+        if existing is None:
             user = User(
                 user_id=user_id,
                 username=username,
-                email=f"{username}@accounts.emporium.invalid",
+                email=f"{username}@{ACCOUNTS_DOMAIN}",
                 display_name=username,
                 roles=roles,
-                created_at_us=_now_us(),
+                created_at_us=self._clock(),
                 password_hash=await self._passwords.hash(password),
             )
             try:
-                await repository.add(user)
-            except AlreadyExists:
+                async with self._uow.write() as tx:
+                    await tx.users.add(user)
                 return
+            except AlreadyExists:  # another replica created it meanwhile
+                async with self._uow.read() as tx:
+                    existing = await tx.users.by_username(username)
+        if existing is None or existing.user_id != user_id or set(existing.roles) != set(roles):
+            raise FailedPrecondition(
+                f"the account name {username!r} belongs to another user; rename that user"
+            )
 
 
-async def load_signing_key(db: Database, pem: str | None) -> SigningKey:
+async def load_signing_key(
+    uow: IdentityUnitOfWork, pem: str | None, clock: Callable[[], int] = now_us
+) -> SigningKey:
     """The configured key, else the newest key in the database (created on first start)."""
     if pem:
         return SigningKey.from_pem(pem)
-    async with db.transaction() as session:
-        repository = UserRepository(session)
-        pems = await repository.signing_key_pems()
+    async with uow.write() as tx:
+        pems = await tx.signing_keys.pems()
         if pems:
             return SigningKey.from_pem(pems[-1])
         key = SigningKey.generate()
-        await repository.add_signing_key(key.kid, key.pem(), _now_us())
+        await tx.signing_keys.add(key.kid, key.pem(), clock())
         return key

@@ -8,8 +8,10 @@ from emporium.identity.v1 import identity_service_pb2 as pb
 from emporium.identity.v1 import identity_service_pb2_grpc as pb_grpc
 from grpc import aio
 
+from services.identity.domain import service_account_username
 from services.identity.handlers import Identity, load_signing_key
 from services.identity.passwords import Passwords
+from services.identity.repository import unit_of_work
 from services.identity.service import IdentityServicer
 from services.identity.tokens import TokenIssuer
 from services.platform import runner
@@ -28,14 +30,16 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
-    key = await load_signing_key(db, settings.jwt_signing_key_pem)
+    uow = unit_of_work(db)
+    key = await load_signing_key(uow, settings.jwt_signing_key_pem)
     issuer = TokenIssuer(
         key,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.jwt_ttl_seconds,
     )
-    identity = Identity(db, Passwords(settings.password_hash_cost), issuer)
+    reserved = frozenset([settings.bootstrap_admin[0]] if settings.bootstrap_admin else [])
+    identity = Identity(uow, Passwords(settings.password_hash_cost), issuer, reserved=reserved)
 
     async def jwks() -> list[dict[str, str]]:
         return identity.jwks()
@@ -51,7 +55,9 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
                 f"admin:{username}", username, password, (ADMIN_ROLE, "customer")
             )
         for name, secret in settings.service_credentials.items():
-            await identity.ensure_account(f"service:{name}", f"svc-{name}", secret, (SERVICE_ROLE,))
+            await identity.ensure_account(
+                f"service:{name}", service_account_username(name), secret, (SERVICE_ROLE,)
+            )
 
     start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)
 

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from emporium.identity.v1 import identity_service_pb2 as pb
 from emporium.identity.v1 import identity_service_pb2_grpc as pb_grpc
-from google.protobuf.timestamp_pb2 import Timestamp
-from grpc import aio
 
-from services.identity.domain import Login, Register, User
+from services.identity.codec import user_proto
+from services.identity.domain import Login, Register
 from services.identity.handlers import Identity
-
-Context = aio.ServicerContext[Any, Any]
-
-
-def user_proto(user: User) -> pb.User:
-    created = Timestamp()
-    created.FromMicroseconds(user.created_at_us)
-    return pb.User(
-        user_id=user.user_id,
-        username=user.username,
-        email=user.email,
-        display_name=user.display_name,
-        roles=list(user.roles),
-        create_time=created,
-    )
+from services.platform.types import Context
 
 
 class IdentityServicer(pb_grpc.IdentityServiceServicer):

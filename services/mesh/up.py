@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -24,28 +25,49 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
+async def start(mesh: LocalMesh, options: Options) -> bool:
+    """Every step up to the banner; ``False`` (the reason printed) when one fails."""
+    mesh.start_services(mesh.start_redis())
+    if not await mesh.wait_healthy():
+        return False
+    healthy_after = time.monotonic() - mesh.started
+    created = await mesh.seed()
+    if options.edge and not await mesh.start_front():
+        return False
+    if options.observe and not await mesh.start_prometheus():
+        return False
+    print(mesh.banner())
+    print(f"\nAll {len(mesh.names)} services healthy in {healthy_after:.1f}s; seeded {created}.")
+    sys.stdout.flush()
+    return True
+
+
+async def _unless_stopped(starting: asyncio.Task[bool], stop: asyncio.Event) -> bool | None:
+    """``starting``'s result, or ``None`` when Ctrl-C came first (``starting`` cancelled)."""
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if starting.done():
+        return starting.result()
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return None
+
+
 async def run(options: Options) -> int:
-    """Starts the mesh, seeds it, prints the banner and supervises it until stopped."""
+    """Starts the mesh, seeds it, prints the banner and supervises it until stopped.
+    Ctrl-C (or SIGTERM) at any point, during the start too, stops every process."""
     mesh = LocalMesh(options)
     stop = _stop_on_signals()
     try:
-        mesh.start_services(mesh.start_redis())
-        if not await mesh.wait_healthy():
+        started = await _unless_stopped(asyncio.create_task(start(mesh, options)), stop)
+        if started is False:
             return 1
-        healthy_after = time.monotonic() - mesh.started
-        created = await mesh.seed()
-        if options.edge and not await mesh.start_front():
-            return 1
-        if options.observe and not await mesh.start_prometheus():
-            return 1
-        print(mesh.banner())
-        print(
-            f"\nAll {len(mesh.names)} services healthy in {healthy_after:.1f}s; seeded {created}."
-        )
-        sys.stdout.flush()
-        await mesh.supervise(stop)
+        if started:
+            await mesh.supervise(stop)
         print("\nstopping…")
-        return 0
+        return 0 if started else 130
     finally:
         mesh.stop()
         print("stopped.")

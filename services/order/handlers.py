@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -40,17 +38,18 @@ from services.platform.auth import Caller
 from services.platform.db import Database
 from services.platform.errors import (
     FailedPrecondition,
-    FieldViolation,
-    InvalidArgument,
     NotFound,
     Validator,
 )
 from services.platform.outbox import Envelope
+from services.platform.paging import PageTokens
 
 log = logging.getLogger("emporium.order")
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 MAX_REASON = 500
+#: ListOrders pages: after (created_at_us, order_id) of the last order, per caller.
+ORDER_PAGES = PageTokens("order.orders.v1", (int, str))
 
 
 def _now_us() -> int:
@@ -66,23 +65,6 @@ def request_hash(command: PlaceOrder) -> str:
         "card": [card.last4, card.expiry_month, card.expiry_year, card.holder_name],
     }
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
-
-
-def _page_token(view: OrderView) -> str:
-    raw = json.dumps([view.created_at_us, view.order_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _position(token: str) -> tuple[int, str] | None:
-    if not token:
-        return None
-    try:
-        created, order_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if isinstance(created, int) and isinstance(order_id, str):
-            return created, order_id
-    except (ValueError, TypeError, binascii.Error):
-        pass
-    raise InvalidArgument([FieldViolation("page_token", "is not a token this service issued")])
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,11 +254,15 @@ class Orders:
         v.page_size(page_size, maximum=MAX_PAGE_SIZE)
         v.raise_if_any()
         limit = page_size or DEFAULT_PAGE_SIZE
-        after = _position(page_token)
+        position = ORDER_PAGES.decode(page_token, caller.subject)
+        after = None if position is None else (int(position[0]), str(position[1]))
         async with self._db.transaction() as session:
             views = await OrderViews(session).page(caller.subject, limit + 1, after)
         if len(views) > limit:
-            return views[:limit], _page_token(views[limit - 1])
+            last = views[limit - 1]
+            return views[:limit], ORDER_PAGES.encode(
+                (last.created_at_us, last.order_id), caller.subject
+            )
         return views, ""
 
     async def watch(

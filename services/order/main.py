@@ -109,13 +109,13 @@ def _running_sagas(metrics: Metrics, store: SqlSagaStore, budget_seconds: float)
 
 
 async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
-    """Environment (all optional): ``EMPORIUM_SAGA_RETRY_BUDGET_SECONDS`` [30],
+    """Environment (all optional): ``EMPORIUM_SAGA_RETRY_BUDGET_SECONDS`` [600],
     ``EMPORIUM_SAGA_RETRY_BASE_SECONDS`` [0.05], ``EMPORIUM_ORDER_CALL_TIMEOUT_SECONDS`` [5],
     plus the platform's variables; ``SERVICE_CREDENTIALS`` must hold ``order:<secret>``."""
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
     call_timeout = settings.seconds("EMPORIUM_ORDER_CALL_TIMEOUT_SECONDS", 5.0)
-    token = ServiceToken(settings, "order")
+    token = ServiceToken(settings, "order", metrics=metrics)
     catalog_channel = open_channel(
         settings.target("catalog"),
         retryable=[(CATALOG, "BatchGetProducts"), (CATALOG, "GetProduct")],
@@ -146,14 +146,17 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         notifier.notify(order_id)
 
     policy = RetryPolicy(
-        budget_seconds=settings.seconds("EMPORIUM_SAGA_RETRY_BUDGET_SECONDS", 30.0),
+        budget_seconds=settings.seconds("EMPORIUM_SAGA_RETRY_BUDGET_SECONDS", 600.0),
         base_delay=settings.seconds("EMPORIUM_SAGA_RETRY_BASE_SECONDS", 0.05),
     )
     lease = Lease(instance_id(), settings.seconds("EMPORIUM_SAGA_LEASE_SECONDS", 10.0))
     store = SqlSagaStore(db, now_us, lease, committed)
     saga = Saga(
         store,
-        GrpcInventory(inventory_grpc.InventoryServiceStub(inventory_channel)),
+        GrpcInventory(
+            inventory_grpc.InventoryServiceStub(inventory_channel),
+            policy.reservation_ttl_seconds(),
+        ),
         GrpcPayments(payment_grpc.PaymentServiceStub(payment_channel)),
         policy=policy,
         on_end=_saga_metrics(metrics),

@@ -20,13 +20,17 @@ class StepFailed(Exception):
     """A call to another service failed.
 
     ``transient`` failures (unavailable, deadline exceeded, overloaded) may succeed when
-    retried; the others will not. ``code`` is the gRPC status name.
+    retried; the others will not. ``code`` is the gRPC status name. ``retry_after`` is set
+    when the call was refused by an open circuit breaker: the seconds until its probe.
     """
 
-    def __init__(self, message: str, *, transient: bool, code: str = "") -> None:
+    def __init__(
+        self, message: str, *, transient: bool, code: str = "", retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.code = code
+        self.retry_after = retry_after
 
     @property
     def precondition_failed(self) -> bool:

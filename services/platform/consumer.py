@@ -39,6 +39,7 @@ from services.platform.bus import (
 )
 from services.platform.bus.applying import Applier, Handler, Outcome, Ready, key_of
 from services.platform.bus.metrics import ConsumerReport
+from services.platform.bus.ordering import AggregateQueue
 from services.platform.db import Database
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
@@ -80,7 +81,7 @@ class Consumer:
         max_deliveries: int = 5,
         claim_idle_ms: int = 30_000,
         block_ms: int = 1000,
-        batch: int = 100,
+        batch: int = 500,
         metrics: Metrics | None = None,
         tracer: trace.Tracer | None = None,
         after_commit: Callable[[], None] | None = None,
@@ -113,10 +114,9 @@ class Consumer:
         self._retry_backoff = (retry_backoff, retry_backoff_cap)
         # (stream, entry id) -> (when to retry, min idle ms for XCLAIM)
         self._retries: dict[_Entry, tuple[float, int]] = {}
-        # aggregate key -> the entry that failed and awaits its retry; the entries of that
-        # aggregate read meanwhile wait in ``_held`` (pending, not acknowledged).
-        self._waiting: dict[str, _Entry] = {}
-        self._held: dict[str, dict[str, Delivery]] = defaultdict(dict)
+        self._order = AggregateQueue()  # later events of an aggregate wait behind a failure
+        # Committed, to be acknowledged with the next read.
+        self._acks: dict[str, list[str]] = defaultdict(list)
         self._reclaim_every = min(max(claim_idle_ms / 2000, 0.05), 10.0)
         self._next_reclaim = 0.0
         self._stopping = False
@@ -144,6 +144,8 @@ class Consumer:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        with contextlib.suppress(Exception):  # else they are redelivered, and skipped
+            await self._flush_acks()
 
     # The loop -----------------------------------------------------------------
 
@@ -187,33 +189,42 @@ class Consumer:
         if self._retries:
             due = min(at for at, _ in self._retries.values()) - time.monotonic()
             block = min(block, int(due * 1000))
+        acks, self._acks = self._acks, defaultdict(list)
         self._interruptible = True
         try:
-            return await self._member.read_new(self.batch, block)
+            return await self._member.read_new(self.batch, block, acks)
+        except BaseException:
+            for stream, ids in acks.items():  # not known to have arrived: send them again
+                self._acks[stream][:0] = ids
+            raise
         finally:
             self._interruptible = False
 
+    async def _flush_acks(self) -> None:
+        acks, self._acks = self._acks, defaultdict(list)
+        try:
+            await self._member.ack(acks)
+        except BaseException:
+            for stream, ids in acks.items():
+                self._acks[stream][:0] = ids
+            raise
+
     def _busy(self, stream: str, entry_id: str) -> bool:
         """Whether this member holds the entry in memory (a retry, or waiting behind one)."""
-        if (stream, entry_id) in self._retries:
-            return True
-        return any(
-            d.entry_id == entry_id and d.stream == stream
-            for held in self._held.values()
-            for d in held.values()
-        )
+        return (stream, entry_id) in self._retries or self._order.holds(stream, entry_id)
 
     async def _recover_own_pending(self) -> None:
         """Resume what this member read but never acknowledged (after an outage)."""
+        await self._flush_acks()
         for stream in self.streams:
             after: str | None = None
             for _ in range(1000):  # bounded: at most 1000 batches per recovery
                 pending = await self._member.own_pending(stream, self.batch, after)
-                mine = [p for p in pending if not self._busy(stream, _id(p))]
+                mine = [p for p in pending if not self._busy(stream, self._member.pending_id(p))]
                 await self._process(await self._member.take_back(stream, mine))
                 if len(pending) < self.batch:
                     break
-                after = _id(pending[-1])
+                after = self._member.pending_id(pending[-1])
 
     async def _retry_due(self) -> None:
         now = time.monotonic()
@@ -226,7 +237,7 @@ class Consumer:
             # A min idle time: if another consumer took the entry meanwhile, leave it be.
             claimed = await self._member.claim(stream, ids, min_idle)
             taken = {d.entry_id for d in claimed}
-            released = [d for i in ids if i not in taken for d in self._release((stream, i))]
+            released = [d for i in ids if i not in taken for d in self._order.release((stream, i))]
             await self._process(claimed + released)
 
     async def _reclaim_if_due(self) -> None:
@@ -263,7 +274,9 @@ class Consumer:
                 break
         if committed and self._after_commit is not None:
             self._after_commit()
-        await self._member.ack(done)
+        # Acknowledged with the next read (one round trip, one fsync); see _read_new.
+        for stream, ids in done.items():
+            self._acks[stream].extend(ids)
         if error is not None:
             raise error
         if released:
@@ -287,12 +300,7 @@ class Consumer:
                 reason = f"delivered {entry.deliveries} times without being acknowledged"
                 await self._park(entry, envelope.event_type, envelope.aggregate_id, reason)
                 continue
-            key = key_of(entry, envelope)
-            if self._waiting.get(key, (entry.stream, entry.entry_id)) != (
-                entry.stream,
-                entry.entry_id,
-            ):
-                self._held[key][entry.entry_id] = entry
+            if self._order.must_wait(key_of(entry, envelope), entry):
                 continue
             ready.append((entry, envelope))
         blocked = await self._dead.blocked(sorted({key_of(*item) for item in ready}))
@@ -307,27 +315,18 @@ class Consumer:
         """Records one outcome; returns the entries it releases from waiting."""
         key = key_of(entry, envelope)
         if outcome == "deferred":
-            if key in self._waiting:
-                self._held[key][entry.entry_id] = entry
+            if self._order.waiting(key):
+                self._order.hold(key, entry)
                 return []
             return [entry]  # what it waited behind was dead-lettered: parked in turn
         if isinstance(outcome, Exception):
             if await self._failed(entry, envelope, outcome):
-                self._waiting[key] = (entry.stream, entry.entry_id)
+                self._order.wait_on(key, entry)
                 return []
-            return self._release((entry.stream, entry.entry_id))
+            return self._order.release((entry.stream, entry.entry_id))
         done[entry.stream].append(entry.entry_id)
         self._report.processed(envelope, str(outcome))
-        return self._release((entry.stream, entry.entry_id))
-
-    def _release(self, blocker: _Entry) -> list[Delivery]:
-        """The entries that waited behind ``blocker``, in stream order, now free to go."""
-        for key, entry in list(self._waiting.items()):
-            if entry == blocker:
-                del self._waiting[key]
-                held = self._held.pop(key, {})
-                return sorted(held.values(), key=lambda d: _order(d.entry_id))
-        return []
+        return self._order.release((entry.stream, entry.entry_id))
 
     async def _failed(self, entry: Delivery, envelope: Envelope, exc: Exception) -> bool:
         """Counts a handler failure; True when the entry will be retried, False when parked."""
@@ -348,13 +347,3 @@ class Consumer:
         reason = reason[:_REASON_LIMIT]
         await self._dead.park(entry, event_type, aggregate_id, reason)
         self._report.dead_lettered(entry, event_type, reason)
-
-
-def _id(pending: Mapping[str, object]) -> str:
-    value = pending["message_id"]
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _order(entry_id: str) -> tuple[int, int]:
-    milliseconds, _, sequence = entry_id.partition("-")
-    return int(milliseconds), int(sequence or 0)

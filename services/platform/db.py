@@ -1,46 +1,274 @@
-"""SQLAlchemy 2.x async: SQLite (WAL, one file per service) or PostgreSQL by URL.
+"""A service's database: SQLite (WAL, one file per service) or PostgreSQL by URL.
 
-The schema is created and upgraded by each service's versioned Alembic migrations.
+Handlers work in transactions: ``async with db.write() as tx`` (serialized with other
+writes, commits on success) or ``async with db.read() as tx`` (never takes the writer's
+lock). A :class:`Transaction` runs SQLAlchemy Core statements, compiled once per statement
+object and cached, with bound parameters — SQLAlchemy builds the SQL, it does not sit on
+the per-statement path (docs/adr/0002-data-path.md has the measurements).
+
+The schema is created and upgraded by each service's versioned Alembic migrations;
+Alembic is imported only when migrating.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Insert, Update
 
-#: Set in ``session.info`` by :func:`services.platform.outbox.record`.
+from services.platform.errors import Unavailable
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import Dialect
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+#: Set in ``session.info`` by :func:`services.platform.outbox.record` (the session path).
 OUTBOX_WRITTEN = "emporium.outbox_written"
+
+Params = Mapping[str, Any]
+
+
+class Row(Protocol):
+    """A result row: values by column name (or position)."""
+
+    def __getitem__(self, key: str | int, /) -> Any: ...
+
+
+class Transaction(Protocol):
+    """One transaction's statements (SQLAlchemy Core, bound parameters)."""
+
+    #: Set by the SQL outbox: committing this transaction wakes the relay.
+    outbox_written: bool
+
+    async def execute(self, statement: Executable, params: Params | None = None) -> int:
+        """Runs a statement; the number of rows it changed."""
+
+    async def execute_many(self, statement: Executable, rows: Sequence[Params]) -> None:
+        """Runs one statement for many parameter rows (one prepared statement)."""
+
+    async def fetch_one(self, statement: Executable, params: Params | None = None) -> Row | None:
+        """The first row of a query, or ``None``."""
+
+    async def fetch_all(self, statement: Executable, params: Params | None = None) -> list[Row]:
+        """Every row of a query."""
+
+    async def scalar(self, statement: Executable, params: Params | None = None) -> Any:
+        """The first column of the first row, or ``None``."""
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Runs ``callback`` once this transaction has committed (never if it rolls back)."""
+
+
+class Commits:
+    """The after-commit bookkeeping every backend's transaction shares."""
+
+    __slots__ = ("_callbacks", "outbox_written")
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[], None]] | None = None
+        self.outbox_written = False
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(callback)
+
+    def committed(self, hooks: Sequence[Callable[[], None]]) -> None:
+        """Runs the database's hooks (if outbox rows were written), then the callbacks."""
+        if self.outbox_written:
+            for hook in hooks:
+                hook()
+        if self._callbacks is not None:
+            for callback in self._callbacks:
+                callback()
+
+
+class IntegrityViolation(Exception):
+    """A statement broke a constraint (unique, primary key, foreign key, not null).
+
+    On PostgreSQL the transaction cannot continue after it; let it propagate (or map it to
+    a domain error) and the transaction rolls back.
+    """
+
+
+class DatabaseBusy(Unavailable):
+    """The database stayed locked or unreachable longer than a request may wait (UNAVAILABLE)."""
+
+    def __init__(self, message: str = "the database is busy; retry later") -> None:
+        super().__init__(message)
+
+
+class Compiled:
+    """A statement compiled for one dialect: SQL text, parameter order and defaults."""
+
+    __slots__ = ("_source", "defaults", "expanding", "names", "sql")
+
+    def __init__(self, source: SQLCompiler) -> None:
+        self._source = source
+        self.sql: str = source.string
+        #: The positional dialect's parameter order (empty for named parameters).
+        self.names: tuple[str, ...] = tuple(source.positiontup or ())
+        #: Values bound in the statement itself (literals, LIMIT), overridable by the caller.
+        self.defaults: dict[str, Any] = {
+            name: value for name, value in source.params.items() if not source.binds[name].required
+        }
+        #: ``IN`` lists: the SQL depends on each call's values (see :meth:`expand`).
+        self.expanding = bool(source.post_compile_params)
+
+    def expand(self, params: Params | None) -> tuple[str, Any]:
+        """SQL and parameters for one call of a statement with ``IN`` lists."""
+        state = self._source.construct_expanded_state(dict(params or {}))
+        if state.positiontup is None:
+            return state.statement, state.parameters
+        return state.statement, [state.parameters[name] for name in state.positiontup]
+
+
+class StatementCache:
+    """Compiles each statement object once per dialect (per set of insert/update keys).
+
+    Statements are meant to be module constants with ``bindparam``s; the cache keeps what
+    it compiled alive, and starts over when it grows past ``limit`` (statements built per
+    call, such as ``IN`` lists, then cost a compile each, as they would anyway).
+    """
+
+    def __init__(self, dialect: Dialect, limit: int = 2048) -> None:
+        self._dialect = dialect
+        self._limit = limit
+        self._compiled: dict[tuple[int, tuple[str, ...]], tuple[ClauseElement, Compiled]] = {}
+
+    def get(self, statement: Executable, params: Params | None) -> Compiled:
+        # INSERT and UPDATE without .values() take their columns from the parameters, as
+        # SQLAlchemy's own execute(insert(table), {...}) does.
+        keys = tuple(params) if params and isinstance(statement, (Insert, Update)) else ()
+        key = (id(statement), keys)
+        found = self._compiled.get(key)
+        if found is not None:
+            return found[1]
+        if len(self._compiled) >= self._limit:
+            self._compiled.clear()
+        compiled = self._compile(statement, keys)
+        self._compiled[key] = (statement, compiled)  # type: ignore[assignment]
+        return compiled
+
+    def _compile(self, statement: Executable, keys: tuple[str, ...]) -> Compiled:
+        assert isinstance(statement, ClauseElement)
+        source = statement.compile(dialect=self._dialect, column_keys=list(keys) or None)
+        assert isinstance(source, SQLCompiler)
+        return Compiled(source)
+
+
+class Backend(Protocol):
+    """What :class:`Database` delegates to (``db_sqlite`` or ``db_postgres``)."""
+
+    dialect: Dialect
+
+    def write(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+    def read(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+    def is_transient(self, exc: BaseException) -> bool: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An engine for ``url``; SQLite files get WAL, a busy timeout and IMMEDIATE writes."""
+class Database:
+    """One service's database: transactions, migrations, a readiness ping, a commit hook."""
+
+    def __init__(self, url: str, migrations: Path, *, lock_wait_seconds: float = 10.0) -> None:
+        self.url = url
+        self._migrations = migrations
+        #: Called after every committed transaction that wrote outbox rows (to wake the
+        #: relay; the relay's own transactions write none, so it never wakes itself).
+        self.on_commit: list[Callable[[], None]] = []
+        self._backend: Backend
+        if is_sqlite(url):
+            from services.platform.db_sqlite import SqliteBackend
+
+            self._backend = SqliteBackend(url, self.on_commit, lock_wait_seconds)
+        else:
+            from services.platform.db_postgres import PostgresBackend
+
+            self._backend = PostgresBackend(url, self.on_commit)
+        self.dialect = self._backend.dialect
+        self._engine: AsyncEngine | None = None
+
+    def write(self) -> AbstractAsyncContextManager[Transaction]:
+        """A read-write transaction: commits when the block ends, rolls back on error.
+
+        Writes are serialized within the process; on SQLite a lock held by another process
+        is waited out asynchronously (never blocking the loop), up to a bound, then
+        :class:`DatabaseBusy`.
+        """
+        return self._backend.write()
+
+    def read(self) -> AbstractAsyncContextManager[Transaction]:
+        """A read-only transaction (a consistent snapshot; never waits for writers)."""
+        return self._backend.read()
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether retrying the transaction may succeed (lock, busy, I/O, connection)."""
+        return isinstance(exc, DatabaseBusy) or self._backend.is_transient(exc)
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to the newest migration (Alembic, imported only here)."""
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from services.platform.migrations import upgrade
+
+        engine = create_async_engine(self.url)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(upgrade, self._migrations)
+        finally:
+            await engine.dispose()
+        await self._backend.ping()  # connects now, not on the first request
+
+    async def ping(self) -> None:
+        await self._backend.ping()
+
+    async def dispose(self) -> None:
+        await self._backend.close()
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """An SQLAlchemy ``AsyncSession`` transaction, for code not yet on :meth:`write`.
+
+        Slower by an order of magnitude (every statement is a thread hop on SQLite); the
+        engine is created on first use only.
+        """
+        from sqlalchemy.ext.asyncio import AsyncSession
+
+        if self._engine is None:
+            self._engine = _session_engine(self.url)
+        async with AsyncSession(self._engine, expire_on_commit=False) as session, session.begin():
+            yield session
+        if session.info.get(OUTBOX_WRITTEN):
+            for callback in self.on_commit:
+                callback()
+
+
+def _session_engine(url: str) -> AsyncEngine:
+    from sqlalchemy import event
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     if not is_sqlite(url):
-        return create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    # One connection: SQLite has one writer anyway, and queueing in-process is cheaper
-    # than contending for the file lock.
+        return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
     engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -55,56 +283,6 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Connection) -> None:
-        # IMMEDIATE takes the write lock up front: no deadlocked lock upgrades when
-        # another process (a canary instance, a migration) shares the file.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
-
-
-class Database:
-    """One service's database: engine, sessions, migrations and a readiness ping."""
-
-    def __init__(self, url: str, migrations: Path) -> None:
-        self.url = url
-        self.engine = create_engine(url)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._migrations = migrations
-        #: Called after a committed :meth:`transaction` that wrote outbox rows (to wake the
-        #: relay; the relay's own transactions write none, so it never wakes itself).
-        self.on_commit: list[Callable[[], None]] = []
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session whose work commits on success and rolls back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
-        if session.info.get(OUTBOX_WRITTEN):
-            for callback in self.on_commit:
-                callback()
-
-    async def migrate(self) -> None:
-        """Upgrade the schema to the newest migration."""
-        async with self.engine.begin() as connection:
-            await connection.run_sync(_upgrade, self._migrations)
-
-    async def ping(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()
-
-
-def _upgrade(connection: Connection, migrations: Path) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(migrations))
-    script = ScriptDirectory.from_config(config)
-
-    def upgrade(revision: Any, _context: Any) -> Any:
-        return script._upgrade_revs("head", revision)
-
-    with EnvironmentContext(config, script, fn=upgrade, destination_rev="head") as env:
-        env.configure(connection=connection, fn=upgrade)
-        with env.begin_transaction():
-            env.run_migrations()

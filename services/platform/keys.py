@@ -17,6 +17,10 @@ _SERVICE = identity_pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
 _JWK_FIELDS = ("kty", "kid", "use", "alg", "crv", "x", "y", "n", "e")
 #: A key fetch gives up after this long: requests wait for one only when they must.
 FETCH_TIMEOUT = 1.0
+#: After this long keys are revalidated in the background (tests shorten it).
+REFRESH_ENV = "EMPORIUM_JWKS_REFRESH_SECONDS"
+#: Keys are trusted this long after identity last answered.
+MAX_STALE_ENV = "EMPORIUM_JWKS_MAX_STALE_SECONDS"
 
 
 def identity_verifier(settings: Settings, metrics: Metrics | None = None) -> TokenVerifier:
@@ -40,8 +44,14 @@ def identity_verifier(settings: Settings, metrics: Metrics | None = None) -> Tok
             for key in response.keys
         ]
 
+    cache = JwksCache(
+        fetch,
+        ttl_seconds=settings.seconds(REFRESH_ENV, 300.0),
+        max_stale_seconds=settings.seconds(MAX_STALE_ENV, 3600.0, maximum=24 * 3600.0),
+        fetch_timeout=FETCH_TIMEOUT,
+    )
     return TokenVerifier(
-        JwksCache(fetch, fetch_timeout=FETCH_TIMEOUT),
+        cache,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
     )

@@ -2,22 +2,24 @@
 state change they describe; a relay publishes them to the bus afterwards.
 
 Every publishing service creates the ``outbox`` table with :func:`create_outbox_table`
-in a migration and records events with :func:`record`.
+in a migration and records events through :class:`SqlOutbox` (in the transaction of its
+unit of work), or with :func:`record` on an SQLAlchemy session.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from google.protobuf.message import Message
 from opentelemetry import propagate
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.platform.db import OUTBOX_WRITTEN
+from services.platform.clock import now_us
+from services.platform.db import OUTBOX_WRITTEN, Transaction
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -84,7 +86,7 @@ def envelope(event: Message, aggregate_id: str) -> Envelope:
         event_id=str(uuid.uuid4()),
         event_type=event.DESCRIPTOR.full_name,
         aggregate_id=aggregate_id,
-        occurred_at_us=time.time_ns() // 1000,
+        occurred_at_us=now_us(),
         traceparent=current_traceparent(),
         payload=event.SerializeToString(),
     )
@@ -106,3 +108,51 @@ async def record(session: AsyncSession, stream: str, event: Message, aggregate_i
         )
     )
     return item
+
+
+class Outbox(Protocol):
+    """The outbox of a unit of work: events committed with the state change."""
+
+    async def record(self, event: Message, aggregate_id: str) -> Envelope:
+        """Adds ``event`` about ``aggregate_id``; published once the transaction commits."""
+
+    async def record_many(self, events: Sequence[tuple[Message, str]]) -> list[Envelope]:
+        """Adds several ``(event, aggregate_id)`` pairs with one statement."""
+
+
+_INSERT = sa.insert(outbox)
+
+
+def _row(stream: str, item: Envelope) -> dict[str, Any]:
+    return {
+        "event_id": item.event_id,
+        "stream": stream,
+        "event_type": item.event_type,
+        "aggregate_id": item.aggregate_id,
+        "occurred_at_us": item.occurred_at_us,
+        "traceparent": item.traceparent,
+        "payload": item.payload,
+    }
+
+
+class SqlOutbox:
+    """The ``outbox`` table, written in ``tx``; committing it wakes the relay."""
+
+    __slots__ = ("_stream", "_tx")
+
+    def __init__(self, tx: Transaction, stream: str) -> None:
+        self._tx = tx
+        self._stream = stream
+
+    async def record(self, event: Message, aggregate_id: str) -> Envelope:
+        item = envelope(event, aggregate_id)
+        self._tx.outbox_written = True
+        await self._tx.execute(_INSERT, _row(self._stream, item))
+        return item
+
+    async def record_many(self, events: Sequence[tuple[Message, str]]) -> list[Envelope]:
+        items = [envelope(event, aggregate_id) for event, aggregate_id in events]
+        if items:
+            self._tx.outbox_written = True
+            await self._tx.execute_many(_INSERT, [_row(self._stream, item) for item in items])
+        return items

@@ -16,18 +16,31 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from typing import Any
 
 import sqlalchemy as sa
 
 from services.platform.bus import Bus, bus_metrics, stream_name
 from services.platform.clock import now_us
-from services.platform.db import Database
+from services.platform.db import Database, Row
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope, outbox
 from services.platform.retry import Backoff
 
 log = logging.getLogger("emporium.relay")
+
+_UNPUBLISHED = (
+    sa.select(outbox)
+    .where(outbox.c.published_at_us.is_(None))
+    .order_by(outbox.c.id)
+    .limit(sa.bindparam("limit"))
+)
+_MARK = sa.update(outbox).where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
+_BACKLOG = (
+    sa.select(sa.func.count(), sa.func.min(outbox.c.occurred_at_us))
+    .select_from(outbox)
+    .where(outbox.c.published_at_us.is_(None))
+)
+_PURGE = sa.delete(outbox).where(outbox.c.published_at_us < sa.bindparam("cutoff"))
 
 _BACKLOG_REFRESH_SECONDS = 1.0
 _PURGE_INTERVAL_SECONDS = 60.0
@@ -45,7 +58,7 @@ class OutboxRelay:
         db: Database,
         bus: Bus,
         *,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         idle_poll: float = 1.0,
         metrics: Metrics | None = None,
         retention: float | None = 7 * 24 * 3600.0,
@@ -134,22 +147,15 @@ class OutboxRelay:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _relay_batch(self) -> int:
-        async with self._db.transaction() as session:
-            rows = (
-                await session.execute(
-                    sa.select(outbox)
-                    .where(outbox.c.published_at_us.is_(None))
-                    .order_by(outbox.c.id)
-                    .limit(self._batch_size)
-                )
-            ).all()
+        async with self._db.read() as tx:
+            rows = await tx.fetch_all(_UNPUBLISHED, {"limit": self._batch_size})
         if not rows:
             return 0
         by_stream: dict[str, list[Envelope]] = defaultdict(list)
         for row in rows:
-            by_stream[stream_name(row.stream)].append(_envelope(row))
+            by_stream[stream_name(row["stream"])].append(_envelope(row))
         await self._publish(by_stream)
-        await self._mark([row.id for row in rows])
+        await self._mark([row["id"] for row in rows])
         if self._metrics is not None:
             for stream, batch in by_stream.items():
                 self._metrics.published.labels(stream).inc(len(batch))
@@ -160,23 +166,17 @@ class OutboxRelay:
 
     async def _mark(self, ids: list[int]) -> None:
         now = now_us()
-        async with self._db.transaction() as session:
-            await session.execute(
-                sa.update(outbox).where(outbox.c.id.in_(ids)).values(published_at_us=now)
-            )
+        async with self._db.write() as tx:
+            await tx.execute(_MARK, {"published_at_us": now, "ids": ids})
 
     async def _refresh_backlog(self) -> None:
         if self._metrics is None or time.monotonic() - self._backlog_at < _BACKLOG_REFRESH_SECONDS:
             return
         self._backlog_at = time.monotonic()
         try:
-            async with self._db.transaction() as session:
-                result = await session.execute(
-                    sa.select(sa.func.count(), sa.func.min(outbox.c.occurred_at_us))
-                    .select_from(outbox)
-                    .where(outbox.c.published_at_us.is_(None))
-                )
-                count, oldest_us = result.one()
+            async with self._db.read() as tx:
+                row = await tx.fetch_one(_BACKLOG)
+            count, oldest_us = (0, None) if row is None else (row[0], row[1])
         except Exception:
             log.debug("cannot count the outbox backlog", exc_info=True)
             return
@@ -189,18 +189,18 @@ class OutboxRelay:
         self._purged_at = time.monotonic()
         cutoff = now_us() - int(self._retention * 1_000_000)
         try:
-            async with self._db.transaction() as session:
-                await session.execute(sa.delete(outbox).where(outbox.c.published_at_us < cutoff))
+            async with self._db.write() as tx:
+                await tx.execute(_PURGE, {"cutoff": cutoff})
         except Exception:
             log.warning("cannot purge published outbox rows", exc_info=True)
 
 
-def _envelope(row: Any) -> Envelope:
+def _envelope(row: Row) -> Envelope:
     return Envelope(
-        event_id=row.event_id,
-        event_type=row.event_type,
-        aggregate_id=row.aggregate_id,
-        occurred_at_us=row.occurred_at_us,
-        traceparent=row.traceparent,
-        payload=bytes(row.payload),
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        aggregate_id=row["aggregate_id"],
+        occurred_at_us=row["occurred_at_us"],
+        traceparent=row["traceparent"],
+        payload=bytes(row["payload"]),
     )

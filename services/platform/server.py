@@ -23,10 +23,11 @@ Hook = Callable[[], Awaitable[None]]
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-#: Request metadata a service accepts: above the edge's request-header limit (8 KiB, forwarded
-#: with the path twice) so that an edge request never meets gRPC's default (8 KiB soft,
-#: 16 KiB hard), which answers RESOURCE_EXHAUSTED.
-MAX_METADATA_BYTES = 32 * 1024
+#: Request metadata a service accepts. Envoy forwards a transcoded REST call's URL twice
+#: (``:path`` and ``x-envoy-original-path``); the edge refuses more than 8 KiB of request
+#: headers (431), so whatever it forwards fits here instead of meeting gRPC's default (8 KiB
+#: soft, 16 KiB hard) and turning a 400 into RESOURCE_EXHAUSTED.
+MAX_METADATA_BYTES = 64 * 1024
 
 
 @dataclass
@@ -64,7 +65,7 @@ class ServiceHost:
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),
                 ("grpc.max_metadata_size", MAX_METADATA_BYTES),
-                ("grpc.absolute_max_metadata_size", 2 * MAX_METADATA_BYTES),
+                ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ],

@@ -9,27 +9,27 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import psutil
 import pytest
 from emporium.catalog.v1 import catalog_service_pb2 as catalog_pb
 from emporium.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
-from emporium.identity.v1 import identity_service_pb2 as identity_pb
-from emporium.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from emporium.order.v1 import order_service_pb2 as order_pb
 from emporium.order.v1 import order_service_pb2_grpc as order_grpc
 from grpc import aio
 
+from services.mesh import demo
 from services.mesh.health import check
-from services.mesh.seed import DEMO_USER
 from services.mesh.up import implemented
 from services.platform.config import DEFAULT_PORTS, SERVICES
-from tests.e2e.conftest import Mesh, start, stop
+from tests.e2e.conftest import GRPC_PORT_SHIFT, ROOT, Mesh, start, stop
 from tests.e2e.conftest import grpcurl as _grpcurl
+from tests.support.ports import shift as ports_shift
 
 pytestmark = pytest.mark.slow
 
@@ -132,39 +132,11 @@ async def _place_and_ship(mesh: Mesh) -> order_pb.Order:
     def target(name: str) -> str:
         return mesh.target(DEFAULT_PORTS[name][0])
 
-    async with aio.insecure_channel(target("identity")) as channel:
-        login = await identity_grpc.IdentityServiceStub(channel).Login(
-            identity_pb.LoginRequest(username=DEMO_USER[0], password=DEMO_USER[1]), timeout=10
-        )
-    auth = (("authorization", f"Bearer {login.access_token}"),)
-    async with aio.insecure_channel(target("catalog")) as channel:
-        page = await catalog_grpc.CatalogServiceStub(channel).ListProducts(
-            catalog_pb.ListProductsRequest(page_size=2), timeout=10
-        )
+    auth = await demo.log_in_demo_user(target("identity"))
+    products = await demo.first_products(target("catalog"), 2)
     async with aio.insecure_channel(target("order")) as channel:
         orders = order_grpc.OrderServiceStub(channel)
-        placed = await orders.PlaceOrder(
-            order_pb.PlaceOrderRequest(
-                idempotency_key=str(uuid.uuid4()),
-                lines=[
-                    order_pb.PlaceOrderLine(product_id=p.product_id, quantity=1)
-                    for p in page.products
-                ],
-                card=order_pb.PaymentCard(
-                    number="4242424242424242", expiry_month=12, expiry_year=2099, cvc="123"
-                ),
-                shipping_address=order_pb.ShippingAddress(
-                    name="Demo",
-                    line1="1 Example Street",
-                    city="Berlin",
-                    postal_code="10115",
-                    country_code="DE",
-                ),
-            ),
-            metadata=auth,
-            timeout=30,
-        )
-        order = placed.order
+        order = await demo.place_order(orders, auth, products)
         deadline = time.monotonic() + 60
         while order.status != order_pb.ORDER_STATUS_SHIPPED and time.monotonic() < deadline:
             if order.status in (order_pb.ORDER_STATUS_REJECTED, order_pb.ORDER_STATUS_CANCELLED):
@@ -208,3 +180,44 @@ async def test_a_service_killed_with_sigkill_is_restarted_and_the_mesh_heals(mes
     printed = mesh.text()
     assert f"{name} exited (killed by SIGKILL); restarting" in printed, context
     assert f"{name} restarted (pid" in printed, context
+
+
+def test_ctrl_c_while_the_mesh_is_starting_stops_every_process(tmp_path: Path) -> None:
+    env = {**os.environ, "VENV": sys.prefix, "PYTHONUNBUFFERED": "1"}
+    offset = 3200 + ports_shift()
+    process = subprocess.Popen(
+        [
+            str(ROOT / "scripts" / "up"),
+            "--data-dir",
+            str(tmp_path / "mesh"),
+            "--no-edge",
+            "--port-offset",
+            str(offset),
+            "--grpc-port-offset",
+            str(offset + GRPC_PORT_SHIFT),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        children: list[psutil.Process] = []
+        while len([c for c in children if "services" in c.cmdline()]) < 3:
+            assert time.monotonic() < deadline, "scripts/up started no services"
+            assert process.poll() is None, process.communicate()[0]
+            with contextlib.suppress(psutil.Error):
+                children = psutil.Process(process.pid).children(recursive=True)
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "All " not in output  # stopped before it was up
+    assert process.returncode == 130, output
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [p.pid for p in alive]
+    assert "stopped." in output

@@ -24,7 +24,7 @@ from services.platform.bus import dead_letter_stream, stream_name
 from services.platform.config import DEFAULT_PORTS
 from tests.e2e.conftest import Mesh, start, stop
 from tests.support.mesh import DECLINE, Shop
-from tests.unit.test_grafana_dashboards import DASHBOARDS, expand, load, queries
+from tests.support.observability import DASHBOARDS, expand, load, queries
 
 pytestmark = pytest.mark.slow
 
@@ -114,6 +114,8 @@ def test_prometheus_scrapes_every_service_and_the_edge(observed: Observed) -> No
 def test_a_dead_lettered_poison_event_fires_the_alert(observed: Observed) -> None:
     redis = Redis.from_url(observed.redis)
     try:
+        dead = dead_letter_stream("fulfillment")
+        before = redis.xlen(dead)
         # Fulfillment's consumer group reads the order stream: an entry that is no envelope.
         redis.xadd(stream_name("order"), {"garbage": "not an event envelope"})
 
@@ -127,7 +129,7 @@ def test_a_dead_lettered_poison_event_fires_the_alert(observed: Observed) -> Non
             ]
 
         [alert] = _until(firing, 60, "EmporiumEventsDeadLettered firing")
-        assert redis.xlen(dead_letter_stream("fulfillment")) == 1
+        assert redis.xlen(dead) == before + 1
     finally:
         redis.close()
     assert alert["labels"]["group"] == "fulfillment"

@@ -14,6 +14,8 @@ from emporium.identity.v1 import identity_service_pb2_grpc as pb_grpc
 
 from services.identity import main as identity_main
 from services.identity.tokens import SigningKey
+from services.platform.errors import FailedPrecondition
+from services.platform.metrics import Metrics
 from services.platform.status import field_violations
 from tests.support import servers
 from tests.support.databases import fresh_database
@@ -106,6 +108,48 @@ async def test_register_rejects_bad_input_naming_the_field(
         await identity.Register(_register(**overrides))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("username", "email"),
+    [
+        ("svc-order", "svc@example.com"),
+        ("svc-anything", "any@example.com"),
+        ("root", "root@example.com"),
+        ("mallory", "svc-order@accounts.emporium.invalid"),
+    ],
+)
+async def test_register_refuses_service_account_and_bootstrap_admin_names(
+    identity: pb_grpc.IdentityServiceStub, username: str, email: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        await identity.Register(_register(username, email=email))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == {
+        ("email" if username == "mallory" else "username"): "is reserved"
+    }
+
+
+async def test_a_service_account_never_adopts_a_user_who_took_its_name(
+    backend: str, tmp: Path, signing_key: SigningKey
+) -> None:
+    async with fresh_database(backend, tmp, "identity") as url:
+        first = servers.settings_for("identity", url, JWT_SIGNING_KEY_PEM=signing_key.pem())
+        async with servers.serve(identity_main.build, first) as running:
+            stub = pb_grpc.IdentityServiceStub(running.channel)
+            # Before the bootstrap admin "boss" exists, anyone may take that name.
+            await stub.Register(_register("boss", password="the customer's"))
+        second = servers.settings_for(
+            "identity", url, JWT_SIGNING_KEY_PEM=signing_key.pem(), BOOTSTRAP_ADMIN="boss:pw-boss1"
+        )
+        definition = await identity_main.build(second, Metrics("identity"))
+        try:
+            bootstrap = definition.on_start[0]
+            with pytest.raises(FailedPrecondition, match="belongs to another user"):
+                await bootstrap()
+        finally:
+            for hook in definition.on_stop:
+                await hook()
 
 
 async def test_login_with_a_wrong_password_is_unauthenticated(

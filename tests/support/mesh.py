@@ -107,9 +107,14 @@ class Mesh:
     group: ProcessGroup
     env: dict[str, dict[str, str]] = field(default_factory=dict)
     children: dict[str, Child] = field(default_factory=dict)
+    #: Further processes of a service (``order-2`` → ``order``) and their ports.
+    replica_of: dict[str, str] = field(default_factory=dict)
+    replica_ports: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def ports(self, name: str) -> tuple[int, int]:
-        """The service's gRPC and metrics ports."""
+        """The service's (or replica's) gRPC and metrics ports."""
+        if name in self.replica_ports:
+            return self.replica_ports[name]
         grpc_port = self.port_base + 2 * list(DEFAULT_PORTS).index(name)
         return grpc_port, grpc_port + 1
 
@@ -118,7 +123,8 @@ class Mesh:
 
     def spawn(self, name: str) -> None:
         """Starts ``name`` (again) with the environment it was first given."""
-        self.children[name] = self.group.python(name, ["services", name], self.env[name])
+        service = self.replica_of.get(name, name)
+        self.children[name] = self.group.python(name, ["services", service], self.env[name])
 
     async def serving(self, names: Iterable[str], timeout: float = _START_TIMEOUT) -> None:
         missing = await wait_serving({n: self.target(n) for n in names}, timeout=timeout)
@@ -201,10 +207,14 @@ class Mesh:
 
 @asynccontextmanager
 async def running_mesh(
-    data_dir: Path, port_base: int, extra_env: dict[str, str] | None = None
+    data_dir: Path,
+    port_base: int,
+    extra_env: dict[str, str] | None = None,
+    databases: dict[str, str] | None = None,
 ) -> AsyncIterator[Mesh]:
     """Starts Redis and all six services (ports from ``port_base`` on, moved by
-    ``EMPORIUM_TEST_PORT_SHIFT``); stops them after."""
+    ``EMPORIUM_TEST_PORT_SHIFT``); stops them after. ``databases`` gives some services
+    another database URL than their SQLite file (e.g. a fresh PostgreSQL database)."""
     port_base += ports_shift()
     redis = EmbeddedRedis(data_dir / "redis", port=port_base + 2 * len(DEFAULT_PORTS))
     mesh = Mesh(
@@ -224,7 +234,9 @@ async def running_mesh(
             extra={"PASSWORD_HASH_COST": "fast", "LOG_LEVEL": "INFO", **(extra_env or {})},
         )
         for name in DEFAULT_PORTS:
-            mesh.env[name] = environment.service(name, *mesh.ports(name))
+            mesh.env[name] = environment.service(
+                name, *mesh.ports(name), database_url=(databases or {}).get(name)
+            )
             mesh.spawn(name)
         await mesh.serving(DEFAULT_PORTS)
         yield mesh

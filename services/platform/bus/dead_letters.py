@@ -21,6 +21,7 @@ from services.platform.bus.streams import (
     Bus,
     blocked_aggregates_key,
     dead_letter_stream,
+    entry_order,
     text,
 )
 from services.platform.clock import now_us
@@ -33,11 +34,6 @@ SCAN_LIMIT = 10_000
 def aggregate_key(stream: str, aggregate_id: str) -> str:
     """The member of the blocked-aggregates set for ``aggregate_id`` on ``stream``."""
     return f"{stream} {aggregate_id}"
-
-
-def _entry_order(entry_id: str) -> tuple[int, int]:
-    milliseconds, _, sequence = entry_id.partition("-")
-    return int(milliseconds), int(sequence or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +158,7 @@ class DeadLetters:
         chosen = dead if ids is None else self._with_followers(dead, set(ids))
         if not chosen:
             return []
-        chosen.sort(key=lambda d: (d.source_stream, _entry_order(d.source_id)))
+        chosen.sort(key=lambda d: (d.source_stream, entry_order(d.source_id)))
         async with self.redis.pipeline(transaction=True) as pipe:
             for letter in chosen:
                 pipe.xadd(letter.source_stream, letter.original)
@@ -202,7 +198,7 @@ class DeadLetters:
             earlier = [
                 d
                 for d in same
-                if _entry_order(d.source_id) < _entry_order(letter.source_id) and d.id not in ids
+                if entry_order(d.source_id) < entry_order(letter.source_id) and d.id not in ids
             ]
             if earlier:
                 raise ReplayRefused(
@@ -211,6 +207,6 @@ class DeadLetters:
                 )
             chosen[letter.id] = letter
             for follower in same:
-                if _entry_order(follower.source_id) > _entry_order(letter.source_id):
+                if entry_order(follower.source_id) > entry_order(letter.source_id):
                     chosen[follower.id] = follower
         return list(chosen.values())

@@ -50,20 +50,37 @@ class GroupMember:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    async def read_new(self, count: int, block_ms: int) -> list[Delivery]:
-        """XREADGROUP ``>``: entries never delivered to the group, waiting up to ``block_ms``."""
-        response = await self.redis.xreadgroup(
-            self.group,
-            self.name,
-            dict.fromkeys(self.streams, ">"),
-            count=count,
-            block=max(1, block_ms),  # never 0: that would block forever
-        )
+    async def read_new(
+        self, count: int, block_ms: int, ack: Mapping[str, Sequence[str]] | None = None
+    ) -> list[Delivery]:
+        """XREADGROUP ``>``: entries never delivered to the group, waiting up to ``block_ms``.
+
+        ``ack``: entries to XACK first, in the same round trip. Redis then runs both in one
+        event-loop turn, which at ``appendfsync always`` is one fsync instead of two.
+        """
+        streams = dict.fromkeys(self.streams, ">")
+        block = max(1, block_ms)  # never 0: that would block forever
+        acks = {stream: ids for stream, ids in (ack or {}).items() if ids}
+        if not acks:
+            response = await self.redis.xreadgroup(
+                self.group, self.name, streams, count=count, block=block
+            )
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream, ids in acks.items():
+                    pipe.xack(stream, self.group, *ids)
+                pipe.xreadgroup(self.group, self.name, streams, count=count, block=block)
+                response = (await pipe.execute())[-1]
         return [
             Delivery(text(stream), text(entry_id), fields or {}, 1)
             for stream, items in response or []
             for entry_id, fields in items
         ]
+
+    @staticmethod
+    def pending_id(pending: Mapping[str, Any]) -> str:
+        """The entry id of one XPENDING record."""
+        return text(pending["message_id"])
 
     async def own_pending(self, stream: str, count: int, after: str | None = None) -> list[Any]:
         """XPENDING entries this member read and has not acknowledged, after ``after``."""

@@ -42,6 +42,9 @@ class BusMetrics:
             ["stream"],
             registry=registry,
         )
+        self._consumer_metrics(registry)
+
+    def _consumer_metrics(self, registry: CollectorRegistry) -> None:
         self.processed = Counter(
             "emporium_events_processed_total",
             "Events a consumer group finished, by type and outcome "

@@ -3,39 +3,14 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from services.mesh.observe import ROOT, promtool_binary
-
-DASHBOARDS = sorted((ROOT / "observability" / "grafana").glob("*.json"))
-#: What Grafana puts in place of the dashboards' variables when it runs a query.
-VARIABLES = {"$__rate_interval": "1m", "$service": ".+", "$grpc_service": ".+"}
-
-
-def expand(expr: str) -> str:
-    for name, value in VARIABLES.items():
-        expr = expr.replace(name, value)
-    return expr
-
-
-def load(path: Path) -> dict[str, Any]:
-    dashboard: dict[str, Any] = json.loads(path.read_text())
-    return dashboard
-
-
-def queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
-    """(panel title, expression) of every query of every panel."""
-    return [
-        (panel["title"], target["expr"])
-        for panel in dashboard["panels"]
-        for target in panel["targets"]
-    ]
+from services.mesh.observe import promtool_binary
+from tests.support.observability import DASHBOARDS, VARIABLES, expand, load, queries
 
 
 def test_there_are_the_three_dashboards() -> None:

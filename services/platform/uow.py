@@ -1,0 +1,69 @@
+"""The unit of work: a transaction seen as one service's repositories.
+
+Each service declares what its handlers may touch (``tx.users``, ``tx.outbox``, …) as a
+protocol in its ``ports.py`` and builds it on a :class:`~services.platform.db.Transaction`
+in ``repository.py``; handlers depend on the protocol only, so unit tests hand them a fake::
+
+    async with uow.write() as tx:
+        await tx.products.add(product)
+        await tx.outbox.record(event, product.product_id)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Generic, Protocol, TypeVar
+
+from services.platform.db import Database, Transaction
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class UnitOfWork(Protocol[T_co]):
+    """Transactions over a service's repositories (``T_co``): read-write or read-only."""
+
+    def write(self) -> AbstractAsyncContextManager[T_co]:
+        """Commits when the block ends; rolls back (and publishes nothing) on error."""
+
+    def read(self) -> AbstractAsyncContextManager[T_co]:
+        """A consistent read; writing in it is an error."""
+
+
+class SqlUnitOfWork(Generic[T]):
+    """A :class:`UnitOfWork` on ``db``: ``repositories(tx)`` wraps each transaction."""
+
+    def __init__(self, db: Database, repositories: Callable[[Transaction], T]) -> None:
+        self.db = db
+        self._repositories = repositories
+
+    def write(self) -> _Scope[T]:
+        return _Scope(self.db.write(), self._repositories)
+
+    def read(self) -> _Scope[T]:
+        return _Scope(self.db.read(), self._repositories)
+
+
+class _Scope(Generic[T]):
+    __slots__ = ("_inner", "_repositories")
+
+    def __init__(
+        self,
+        inner: AbstractAsyncContextManager[Transaction],
+        repositories: Callable[[Transaction], T],
+    ) -> None:
+        self._inner = inner
+        self._repositories = repositories
+
+    async def __aenter__(self) -> T:
+        return self._repositories(await self._inner.__aenter__())
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        return await self._inner.__aexit__(exc_type, exc, traceback)
