@@ -39,7 +39,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         metrics,
         group=GROUP,
         contexts=["order"],
-        handlers={ORDER_CONFIRMED: handle_order_confirmed},
+        session_handlers={ORDER_CONFIRMED: handle_order_confirmed},
     )
     on_start: list[Hook] = [*start_publishing, *start_consuming]
     on_stop: list[Hook] = [*stop_consuming, *stop_publishing, db.dispose]
