@@ -16,6 +16,7 @@ from benchmarks.tools import taskset
 from services.catalog.domain import CreateProduct, Price
 from services.catalog.handlers import Catalog
 from services.catalog.main import MIGRATIONS
+from services.catalog.repository import unit_of_work
 from services.mesh.health import wait_serving
 from services.mesh.processes import Child, ProcessGroup
 from services.platform import auth
@@ -30,7 +31,8 @@ async def seed_catalog(database_url: str) -> str:
     benchmark (the middle one, so an index lookup is not trivially the first row)."""
     db = Database(database_url, MIGRATIONS)
     await db.migrate()
-    catalog = Catalog(db)
+    catalog = Catalog(unit_of_work(db))
+    await catalog.load()
     auth.set_caller(auth.Caller("bench:admin", "bench", frozenset({auth.ADMIN_ROLE})))
     try:
         ids = []

@@ -14,7 +14,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import psutil  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
@@ -30,6 +32,7 @@ from benchmarks.results import Results
 from benchmarks.tools import ensure_tools
 from services.platform.config import SERVICES
 
+T = TypeVar("T")
 SECTIONS = ("p1", "p3", "p4", "p5", "p6", "p7")
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
@@ -110,6 +113,17 @@ def _others() -> str:
     )
 
 
+async def _guarded(results: Results, name: str, log: Log, work: Awaitable[T]) -> T | None:
+    """What ``work`` returns; None when it fails, which the report and the exit code say
+    (the other sections still run)."""
+    try:
+        return await work
+    except Exception as exc:
+        log(f"{name} failed: {exc!r}")
+        results.failures.append(f"{name} failed in this run: {exc!r}"[:500])
+        return None
+
+
 async def _mesh_sections(
     plan: Plan,
     args: argparse.Namespace,
@@ -125,30 +139,48 @@ async def _mesh_sections(
     everywhere = tuple(available_cpus())
     try:
         async with contextlib.AsyncExitStack() as stack:
-            edges = {}
-            for name, size in (("cached", None), ("uncached", 0)):
-                changes = {} if size is None else {"jwt_cache_size": size}
-                targets = {n: mesh.target(n) for n in SERVICES}
-                edges[name] = await stack.enter_async_context(
-                    edge_cost.running_edge(
-                        mesh.group, targets, work / f"edge-{name}", everywhere, changes
+            targets = {n: mesh.target(n) for n in SERVICES}
+            kinds = {"cached": {}, "uncached": {"jwt_cache_size": 0}}
+            started = await asyncio.gather(
+                *(
+                    stack.enter_async_context(
+                        edge_cost.running_edge(
+                            mesh.group, targets, work / f"edge-{name}", everywhere, changes
+                        )
                     )
+                    for name, changes in kinds.items()
                 )
+            )
+            edges = dict(zip(kinds, started, strict=True))
             if "p4" in wanted:
-                results.p4 = await rest_read.run(
-                    plan, mesh, edges, the_peer, layout, work / "p4", log, profile
+                results.p4 = await _guarded(
+                    results,
+                    "P4",
+                    log,
+                    rest_read.run(plan, mesh, edges, the_peer, layout, work / "p4", log, profile),
                 )
             if "p5" in wanted:
                 address, child = edges["cached"]
-                sqlite = await orders.run(
-                    plan, mesh, address, child.process.pid, work / "p5-sqlite", log, profile
+                sqlite = await _guarded(
+                    results,
+                    "P5 (SQLite)",
+                    log,
+                    orders.run(
+                        plan, mesh, address, child.process.pid, work / "p5-sqlite", log, profile
+                    ),
                 )
-                results.orders.append(sqlite)
-                found.loaded_rss = sqlite.rss_under_load
+                if sqlite is not None:
+                    results.orders.append(sqlite)
+                    found.loaded_rss = sqlite.rss_under_load
     finally:
         mesh.stop()
     if "p5" in wanted:
-        await _postgres_orders(plan, work, results, postgres_url, log)
+        await _guarded(
+            results,
+            "P5 (PostgreSQL)",
+            log,
+            _postgres_orders(plan, work, results, postgres_url, log),
+        )
     if "p7" in wanted:
         await footprint.breakdown(found)
         results.footprint = found
@@ -199,13 +231,19 @@ async def _sections(
     the_peer = await peer.prepare(wait) if "p4" in args.sections else peer.Peer(work, "not run")
     try:
         if "p1" in args.sections:
-            results.p1 = await p1.run(plan, work / "p1", layout, log, profile)
+            results.p1 = await _guarded(
+                results, "P1", log, p1.run(plan, work / "p1", layout, log, profile)
+            )
         if "p3" in args.sections:
             full = results.p1.throughput.get("full") if results.p1 else None
             full_max = full.median if full is not None and full.known else 400.0
-            results.p3 = await edge_cost.run(plan, work / "p3", layout, full_max, log)
+            results.p3 = await _guarded(
+                results, "P3", log, edge_cost.run(plan, work / "p3", layout, full_max, log)
+            )
         if "p6" in args.sections:
-            results.bus = await bus.run(plan, work / "p6", log, profile)
+            results.bus = await _guarded(
+                results, "P6", log, bus.run(plan, work / "p6", log, profile)
+            )
         if {"p4", "p5", "p7"} & set(args.sections):
             await _mesh_sections(plan, args, work, results, layout, postgres_url, the_peer, log)
     finally:
@@ -245,7 +283,9 @@ async def run(args: argparse.Namespace) -> int:
     for name, measured, target, met in headline(results):
         mark = "    " if met is None else ("ok  " if met else "MISS")
         print(f"{mark}  {name}: {measured} (target {target})")
-    return 0
+    for failure in results.failures:
+        print(f"FAILED  {failure}")
+    return 1 if results.failures else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,17 +169,21 @@ async def run(plan: Plan, work: Path, layout: Layout, full_max: float, log: Log)
         generators = await stack.enter_async_context(
             Generators(1, layout.generators, work / "logs")
         )
-        edges: dict[str, tuple[str, Child]] = {}
-        for name, (_label, changes) in VARIANTS.items():
-            edges[name] = await stack.enter_async_context(
-                running_edge(
-                    group,
-                    {"catalog": full.target},
-                    work / f"edge-{name}",
-                    layout.generators,
-                    changes,
+        started = await asyncio.gather(
+            *(
+                stack.enter_async_context(
+                    running_edge(
+                        group,
+                        {"catalog": full.target},
+                        work / f"edge-{name}",
+                        layout.generators,
+                        changes,
+                    )
                 )
+                for name, (_label, changes) in VARIANTS.items()
             )
+        )
+        edges: dict[str, tuple[str, Child]] = dict(zip(VARIANTS, started, strict=True))
         direct = {"kind": "grpc", "address": full.target, "product_id": product_id}
         rest_path = f"/v1/products/{product_id}"
         if plan.prewarm > 0:

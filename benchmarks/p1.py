@@ -60,11 +60,13 @@ async def run(plan: Plan, work: Path, layout: Layout, log: Log, profile: bool) -
     runs: dict[str, list[tools.ToolRun]] = {s: [] for s in SERVERS}
     cores: dict[str, list[float]] = {s: [] for s in SERVERS}
     async with contextlib.AsyncExitStack() as stack:
-        servers: dict[str, CatalogServer] = {}
-        for mode in SERVERS:
-            servers[mode] = await stack.enter_async_context(
-                catalog_server(mode, database_url, group, layout.servers)
+        started = await asyncio.gather(
+            *(
+                stack.enter_async_context(catalog_server(mode, database_url, group, layout.servers))
+                for mode in SERVERS
             )
+        )
+        servers: dict[str, CatalogServer] = dict(zip(SERVERS, started, strict=True))
         for mode in SERVERS if plan.prewarm > 0 else ():
             # A fresh Python server speeds up for a while (caches fill): load it first.
             await tools.h2load_grpc(servers[mode].target, body, plan.prewarm, layout.generators)
@@ -77,6 +79,8 @@ async def run(plan: Plan, work: Path, layout: Layout, log: Log, profile: bool) -
                 )
                 cores[mode].append(meter.stop()["server"])
                 runs[mode].append(found)
+                if not found.throughput > 0:  # keep what h2load said, for the logs
+                    (work / "logs" / f"h2load-{mode}-{number + 1}.txt").write_text(found.output)
                 log(f"P1 {mode} run {number + 1}: {found.throughput:,.0f} req/s")
         single = [
             await tools.h2load_grpc(

@@ -2,7 +2,7 @@
 
 ``py-spy record --native`` attaches to a running process (no restart, no wrapper), samples
 every thread's Python and native stack, and writes the stacks in py-spy's "raw" (collapsed)
-format. Idle samples (threads waiting in epoll or on a lock) are not recorded. Each sample
+format. Samples of waiting threads (in epoll, on a condition or a queue) are left out. Each sample
 is put with the area of its innermost frame that names one (so a sample inside
 ``libsqlite3`` counts as SQLite, one in gRPC's Cython core as gRPC), and the innermost
 Python functions are ranked by their share.
@@ -19,42 +19,45 @@ from pathlib import Path
 #: (substring of a frame "function (file:line)", area) — first match wins.
 _AREAS: tuple[tuple[str, str], ...] = (
     ("greenlet", "SQLAlchemy"),  # its async bridge switches greenlets per statement
-    ("/sqlalchemy/", "SQLAlchemy"),
-    ("/aiosqlite/", "aiosqlite (thread hand-off)"),
-    ("/asyncpg/", "asyncpg"),
+    ("(sqlalchemy/", "SQLAlchemy"),
+    ("(aiosqlite/", "aiosqlite (thread hand-off)"),
+    ("(asyncpg/", "asyncpg"),
+    ("asyncpg/", "asyncpg"),
     ("sqlite3", "SQLite"),
     ("libsqlite", "SQLite"),
-    ("/services/platform/middlewares", "platform: interceptors (log, metrics, auth)"),
-    ("/services/platform/pipeline", "platform: interceptors (log, metrics, auth)"),
-    ("/services/platform/telemetry", "tracing (OpenTelemetry)"),
-    ("/services/platform/logs", "logging (JSON)"),
-    ("/services/platform/auth", "auth (JWT)"),
-    ("/services/platform/resilience", "platform: breaker, bulkhead"),
-    ("/services/platform/", "platform: other"),
-    ("/services/", "service code (handlers, domain, repository)"),
-    ("/benchmarks/", "benchmark floor (its own code)"),
-    ("/opentelemetry/", "tracing (OpenTelemetry)"),
-    ("/grpc/", "gRPC (Python and Cython core)"),
+    ("_pysqlite", "SQLite"),
+    ("(services/platform/middlewares", "platform: interceptors (log, metrics, auth)"),
+    ("(services/platform/pipeline", "platform: interceptors (log, metrics, auth)"),
+    ("(services/platform/telemetry", "tracing (OpenTelemetry)"),
+    ("(services/platform/logs", "logging (JSON)"),
+    ("(services/platform/auth", "auth (JWT)"),
+    ("(services/platform/resilience", "platform: breaker, bulkhead"),
+    ("(services/platform/", "platform: other"),
+    ("(services/", "service code (handlers, domain, repository)"),
+    ("(benchmarks/", "benchmark floor (its own code)"),
+    ("(opentelemetry/", "tracing (OpenTelemetry)"),
     ("cygrpc", "gRPC (Python and Cython core)"),
+    ("(grpc/", "gRPC (Python and Cython core)"),
     ("libgrpc", "gRPC (Python and Cython core)"),
-    ("/google/protobuf/", "protobuf"),
+    ("(google/protobuf/", "protobuf"),
     ("_upb", "protobuf"),
-    ("/emporium/", "protobuf"),
-    ("/logging/", "logging (JSON)"),
-    ("/json/", "logging (JSON)"),
-    ("/jwt/", "auth (JWT)"),
-    ("/cryptography/", "auth (JWT)"),
-    ("/prometheus_client/", "metrics (Prometheus)"),
-    ("/redis/", "Redis client"),
-    ("/asyncio/", "asyncio event loop"),
+    ("(emporium/", "protobuf"),
+    ("(logging/", "logging (JSON)"),
+    ("(json/", "logging (JSON)"),
+    ("_json", "logging (JSON)"),
+    ("(jwt/", "auth (JWT)"),
+    ("(cryptography/", "auth (JWT)"),
+    ("_rust.abi3", "auth (JWT)"),
+    ("(prometheus_client/", "metrics (Prometheus)"),
+    ("(redis/", "Redis client"),
+    ("(asyncio/", "asyncio event loop"),
     ("_asyncio", "asyncio event loop"),
-    ("/selectors", "asyncio event loop"),
-    ("libpython", "interpreter (C)"),
+    ("(selectors.py", "asyncio event loop"),
+    ("(concurrent/", "thread pool (run_in_executor)"),
+    ("gc_collect", "garbage collector"),
 )
 #: Areas any gRPC server pays whatever it does per call: the floor of a Python service.
-TRANSPORT = frozenset(
-    {"gRPC (Python and Cython core)", "protobuf", "asyncio event loop", "interpreter (C)"}
-)
+TRANSPORT = frozenset({"gRPC (Python and Cython core)", "protobuf", "asyncio event loop"})
 
 
 @dataclass
@@ -94,6 +97,33 @@ async def record(pid: int, seconds: float, out: Path, rate: int = 250) -> Path |
     return out
 
 
+#: Frames a waiting thread sits in: with ``--native`` py-spy cannot tell these samples are
+#: idle, so a sample with one of these among its innermost frames is left out.
+_IDLE = (
+    "epoll_wait",
+    "epoll_pwait",
+    "pthread_cond_timedwait",
+    "pthread_cond_wait",
+    "pthread_cond_clockwait",
+    "select_poll_poll_impl",
+    "_queue_SimpleQueue_get_impl",
+    "PyThread_acquire_lock_timed",
+    "sem_timedwait",
+    "sem_clockwait",
+    "sem_wait",
+    "nanosleep",
+    "clock_nanosleep",
+    "gpr_cv_wait",
+    "futex",
+    "__poll",
+    "ppoll",
+)
+
+
+def _idle(frames: list[str]) -> bool:
+    return any(marker in frame for frame in frames[-4:] for marker in _IDLE)
+
+
 def _area(frame: str) -> str | None:
     for needle, area in _AREAS:
         if needle in frame:
@@ -122,8 +152,13 @@ def summarize(path: Path | None, name: str, top: int = 10) -> Profile | None:
             continue
         count = int(count_text)
         frames = stack.split(";")
+        if _idle(frames):
+            continue
         total += count
-        area = next((a for f in reversed(frames) if (a := _area(f)) is not None), "other")
+        area = next(
+            (a for f in reversed(frames) if (a := _area(f)) is not None),
+            "other (interpreter, libc)",
+        )
         areas[area] = areas.get(area, 0) + count
         python = next((f for f in reversed(frames) if ".py:" in f), frames[-1])
         functions[_short(python)] = functions.get(_short(python), 0) + count

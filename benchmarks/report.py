@@ -43,6 +43,7 @@ def _method(results: Results) -> list[str]:
     if results.others:
         out.append(f"- Also running on the machine during this run: {results.others}")
     out += [f"- {note}" for note in results.notes]
+    out += [f"- **{failure}**" for failure in results.failures]
     return [*out, ""]
 
 

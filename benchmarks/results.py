@@ -27,5 +27,6 @@ class Results:
     bus: BusResult | None = None
     footprint: FootprintResult | None = None
     notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
     tools: dict[str, str] = field(default_factory=dict)
     others: str = ""  # what else ran on the machine (ps), for the method notes

@@ -106,11 +106,26 @@ def p3_section(p3: EdgeCostResult | None, p4: RestReadResult | None) -> list[str
         "half of its wrk maximum, identity behind the edge.",
         "",
     ]
-    rows = [_way_row(p3.variants[name]) for name in VARIANTS if name in p3.variants]
+    base = p3.variants.get("default")
+    rows = [
+        [*_way_row(p3.variants[name]), _versus(p3.variants[name], base)]
+        for name in VARIANTS
+        if name in p3.variants
+    ]
     if p4 is not None:
-        rows += [_way_row(way) for way in p4.jwt.values()]
-    out += table(_WAY_HEADER, rows)
+        cached = p4.jwt.get("cached")
+        rows += [[*_way_row(way), _versus(way, cached)] for way in p4.jwt.values()]
+    out += table([*_WAY_HEADER, "CPU per 1,000 vs its default"], rows)
     return out
+
+
+def _versus(way: Way, base: Way | None) -> str:
+    if base is None or way is base or not (way.cores_per_k.known and base.cores_per_k.known):
+        return MISSING
+    if base.cores_per_k.median <= 0:
+        return MISSING
+    change = way.cores_per_k.median / base.cores_per_k.median - 1
+    return f"{change:+.0%}"
 
 
 def _side_row(name: str, side: ReadSide) -> list[str]:

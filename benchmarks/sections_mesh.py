@@ -164,7 +164,7 @@ def profile_section(profile: pyspy.Profile) -> list[str]:
     out = [
         f"#### {profile.name}: {profile.samples:,} samples",
         "",
-        f"Transport (gRPC, protobuf, the event loop, the interpreter) takes {transport:.0%}; "
+        f"Transport (gRPC, protobuf, the event loop) takes {transport:.0%}; "
         "if everything else cost nothing, this process would serve "
         + (f"{1 / transport:.1f}\u00d7 what it served here." if transport > 0 else "without bound.")
         + " That is the floor this profile estimates.",

@@ -181,6 +181,8 @@ def _order_json(product_id: str) -> bytes:
     ).encode()
 
 
+#: An order not CONFIRMED by then counts as failed (the saga's own budget is shorter).
+_ORDER_TIMEOUT = 30.0
 _REST_CONFIRMED = ("ORDER_STATUS_CONFIRMED", "ORDER_STATUS_SHIPPED")
 _REST_ENDED_BADLY = ("ORDER_STATUS_REJECTED", "ORDER_STATUS_CANCELLED")
 
@@ -193,6 +195,10 @@ def _rest_order_call(target: dict[str, Any], clients: Clients, connections: int)
     turn = [0]
 
     async def place_and_confirm() -> None:
+        async with asyncio.timeout(_ORDER_TIMEOUT):
+            await rest_order()
+
+    async def rest_order() -> None:
         turn[0] += 1
         auth = {"authorization": f"Bearer {tokens[turn[0] % len(tokens)]}"}
         body = _order_json(target["product_id"])

@@ -1,4 +1,4 @@
-"""Catalog's use cases."""
+"""Catalog's use cases: reads from memory, writes through the unit of work."""
 
 from __future__ import annotations
 
@@ -8,33 +8,27 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from emporium.catalog.v1 import events_pb2
-from emporium.common.v1 import money_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf.message import Message
 
+from services.catalog import codec
+from services.catalog.cache import ProductCache
 from services.catalog.domain import (
     MAX_BATCH,
     Category,
     CreateProduct,
     ListProducts,
-    Price,
     Product,
     UpdateProduct,
     category_name,
 )
-from services.catalog.repository import ProductRepository
-from services.platform import auth, outbox
-from services.platform.db import Database
+from services.catalog.ports import CatalogUnitOfWork
+from services.platform import auth
+from services.platform.clock import now_us
 from services.platform.errors import FieldViolation, InvalidArgument, NotFound
 from services.platform.paging import PageTokens
 
-STREAM = "catalog"
 #: ListProducts pages: after the last product id, for one category and search text.
 PRODUCT_PAGES = PageTokens("catalog.products.v1", (str,))
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def new_product_id() -> str:
@@ -46,16 +40,6 @@ def new_product_id() -> str:
     return str(uuid.UUID(int=value))
 
 
-def _money(price: Price) -> money_pb2.Money:
-    return money_pb2.Money(amount_minor=price.amount_minor, currency_code=price.currency_code)
-
-
-def _timestamp(us: int) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromMicroseconds(us)
-    return stamp
-
-
 @dataclass(frozen=True, slots=True)
 class Page:
     products: list[Product]
@@ -64,31 +48,48 @@ class Page:
 
 
 class Catalog:
-    """Lists, reads, creates and changes products; records their events in the outbox."""
+    """Lists, reads, creates and changes products; records their events in the outbox.
+
+    Reads are answered from ``cache`` (:meth:`load` fills it before the service serves);
+    writes go to the database and, once committed, to the cache.
+    """
 
     def __init__(
         self,
-        db: Database,
+        uow: CatalogUnitOfWork,
+        cache: ProductCache | None = None,
         *,
         new_id: Callable[[], str] = new_product_id,
-        clock: Callable[[], int] = _now_us,
+        clock: Callable[[], int] = now_us,
     ) -> None:
-        self._db = db
+        self._uow = uow
+        self.cache = cache if cache is not None else ProductCache()
         self._new_id = new_id
         self._clock = clock
+
+    async def load(self) -> None:
+        """Fills the cache with every product."""
+        async with self._uow.read() as tx:
+            self.cache.replace_all(await tx.products.all())
+
+    async def refresh(self, product_id: str) -> None:
+        """Reloads one product (another replica changed it)."""
+        async with self._uow.read() as tx:
+            product = await tx.products.get(product_id)
+        if product is not None:
+            self.cache.put(product)
 
     async def list_products(self, query: ListProducts) -> Page:
         query.validate()
         filter_values = (query.category_id, query.query)
         position = PRODUCT_PAGES.decode(query.page_token, *filter_values)
         after = "" if position is None else str(position[0])
-        async with self._db.transaction() as session:
-            found, total = await ProductRepository(session).page(
-                category_id=query.category_id,
-                query=query.query,
-                after=after,
-                limit=query.limit + 1,  # one more tells whether another page follows
-            )
+        found, total = self.cache.page(
+            category_id=query.category_id,
+            query=query.query,
+            after=after,
+            limit=query.limit + 1,  # one more tells whether another page follows
+        )
         page = found[: query.limit]
         last = page[-1].product_id if len(found) > len(page) else None
         token = "" if last is None else PRODUCT_PAGES.encode((last,), *filter_values)
@@ -97,8 +98,7 @@ class Catalog:
     async def get_product(self, product_id: str) -> Product:
         if not product_id:
             raise InvalidArgument([FieldViolation("product_id", "must not be empty")])
-        async with self._db.transaction() as session:
-            product = await ProductRepository(session).get(product_id)
+        product = self.cache.get(product_id)
         if product is None:
             raise NotFound(f"no product {product_id}")
         return product
@@ -110,8 +110,7 @@ class Catalog:
             raise InvalidArgument(
                 [FieldViolation("product_ids", f"must hold at most {MAX_BATCH} ids")]
             )
-        async with self._db.transaction() as session:
-            found = await ProductRepository(session).get_many(product_ids)
+        found = {i: p for i in product_ids if (p := self.cache.get(i)) is not None}
         missing = list(dict.fromkeys(i for i in product_ids if i not in found))
         if missing:
             raise NotFound(f"no products {', '.join(map(repr, missing))}")
@@ -119,9 +118,7 @@ class Catalog:
 
     async def list_categories(self) -> list[Category]:
         """The categories of the listed (active) products, by name."""
-        async with self._db.transaction() as session:
-            ids = await ProductRepository(session).active_category_ids()
-        categories = [Category(i, category_name(i)) for i in ids]
+        categories = [Category(i, category_name(i)) for i in self.cache.category_ids()]
         return sorted(categories, key=lambda c: (c.name.casefold(), c.category_id))
 
     async def create_product(self, command: CreateProduct) -> Product:
@@ -141,39 +138,26 @@ class Catalog:
             created_at_us=now,
             updated_at_us=now,
         )
-        event = events_pb2.ProductCreated(
-            product_id=product.product_id,
-            sku=product.sku,
-            name=product.name,
-            category_id=product.category_id,
-            price=_money(product.price),
-            occur_time=_timestamp(now),
-        )
-        async with self._db.transaction() as session:
-            await ProductRepository(session).add(product)
-            await outbox.record(session, STREAM, event, product.product_id)
+        async with self._uow.write() as tx:
+            await tx.products.add(product)
+            await tx.outbox.record(codec.product_created(product), product.product_id)
+        self.cache.put(product)
         return product
 
     async def update_product(self, command: UpdateProduct) -> Product:
         auth.require_admin()
         command.validate()
-        async with self._db.transaction() as session:
-            repository = ProductRepository(session)
-            before = await repository.get(command.product_id, for_update=True)
+        async with self._uow.write() as tx:
+            before = await tx.products.get(command.product_id, for_update=True)
             if before is None:
                 raise NotFound(f"no product {command.product_id}")
-            now = self._clock()
-            after = command.apply(before, now)
+            after = command.apply(before, self._clock())
             if after is before:
                 return before
-            await repository.save(after)
+            await tx.products.save(after)
+            events: list[tuple[Message, str]] = [(codec.product_updated(after), after.product_id)]
             if after.price != before.price:
-                event = events_pb2.PriceChanged(
-                    product_id=after.product_id,
-                    sku=after.sku,
-                    old_price=_money(before.price),
-                    new_price=_money(after.price),
-                    occur_time=_timestamp(now),
-                )
-                await outbox.record(session, STREAM, event, after.product_id)
+                events.insert(0, (codec.price_changed(before, after), after.product_id))
+            await tx.outbox.record_many(events)
+        self.cache.put(after)
         return after

@@ -2,45 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from emporium.catalog.v1 import catalog_service_pb2 as pb
 from emporium.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
-from emporium.common.v1 import money_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
-from grpc import aio
 
-from services.catalog.domain import CreateProduct, ListProducts, Price, Product, UpdateProduct
+from services.catalog.codec import price_from, product_proto
+from services.catalog.domain import CreateProduct, ListProducts, UpdateProduct
 from services.catalog.handlers import Catalog
-
-Context = aio.ServicerContext[Any, Any]
-
-
-def _timestamp(us: int) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromMicroseconds(us)
-    return stamp
-
-
-def product_proto(product: Product) -> pb.Product:
-    return pb.Product(
-        product_id=product.product_id,
-        sku=product.sku,
-        name=product.name,
-        description=product.description,
-        category_id=product.category_id,
-        price=money_pb2.Money(
-            amount_minor=product.price.amount_minor, currency_code=product.price.currency_code
-        ),
-        image_url=product.image_url,
-        active=product.active,
-        create_time=_timestamp(product.created_at_us),
-        update_time=_timestamp(product.updated_at_us),
-    )
-
-
-def _price(money: money_pb2.Money) -> Price:
-    return Price(money.amount_minor, money.currency_code)
+from services.platform.types import Context
 
 
 class CatalogServicer(pb_grpc.CatalogServiceServicer):
@@ -88,7 +56,7 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
                 name=request.name,
                 description=request.description,
                 category_id=request.category_id,
-                price=_price(request.price) if request.HasField("price") else None,
+                price=price_from(request.price) if request.HasField("price") else None,
                 image_url=request.image_url,
             )
         )
@@ -104,7 +72,7 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
                 name=r.name if r.HasField("name") else None,
                 description=r.description if r.HasField("description") else None,
                 category_id=r.category_id if r.HasField("category_id") else None,
-                price=_price(r.price) if r.HasField("price") else None,
+                price=price_from(r.price) if r.HasField("price") else None,
                 image_url=r.image_url if r.HasField("image_url") else None,
                 active=r.active if r.HasField("active") else None,
             )

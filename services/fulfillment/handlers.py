@@ -41,8 +41,6 @@ log = logging.getLogger("emporium.fulfillment")
 
 STREAM = "fulfillment"
 ORDER_CONFIRMED = order_events.OrderConfirmed.DESCRIPTOR.full_name
-#: The order service may read every shipment (as may admins).
-ORDER_SERVICE = "service:order"
 
 EventHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 
@@ -123,12 +121,6 @@ def order_confirmed_handler(
 handle_order_confirmed: EventHandler = order_confirmed_handler()
 
 
-def _may_read(caller: auth.Caller, shipment: Shipment) -> bool:
-    if caller.is_admin or (caller.is_service and caller.subject == ORDER_SERVICE):
-        return True
-    return caller.subject == shipment.user_id
-
-
 class Fulfillment:
     """Serves shipments to the order's owner, admins and the order service, and decides
     cancellations for the order service."""
@@ -169,6 +161,6 @@ class Fulfillment:
         query.validate()
         async with self._db.transaction() as session:
             shipment = await ShipmentRepository(session).by_order(query.order_id)
-        if shipment is None or not _may_read(caller, shipment):
+        if shipment is None or not auth.may_read(caller, shipment.user_id, "order"):
             raise NotFound("no shipment for this order")  # others' orders are not disclosed
         return shipment

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from services.inventory import messages
+from services.inventory import codec
 from services.inventory.domain import (
     EXPIRED_REASON,
     RELEASED_REASON,
@@ -22,19 +19,13 @@ from services.inventory.domain import (
     Status,
     StockLevel,
 )
-from services.inventory.repository import InventoryRepository
-from services.platform import auth, outbox
-from services.platform.db import Database
+from services.inventory.ports import InventoryTx, InventoryUnitOfWork
+from services.platform import auth
+from services.platform.clock import now_us
 from services.platform.errors import Conflict, FailedPrecondition, NotFound
 
-#: The outbox stream inventory publishes on.
-STREAM = "inventory"
 #: The only caller allowed to reserve, release and commit stock.
 ORDER_SERVICE = "order"
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class Inventory:
@@ -42,19 +33,19 @@ class Inventory:
 
     def __init__(
         self,
-        db: Database,
+        uow: InventoryUnitOfWork,
         *,
-        clock: Callable[[], int] = _now_us,
+        clock: Callable[[], int] = now_us,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
-        self._db = db
+        self._uow = uow
         self._clock = clock
         self._new_id = new_id
 
     async def get_stock(self, query: GetStock) -> StockLevel:
         query.validate()
-        async with self._db.transaction() as session:
-            level = await InventoryRepository(session).stock_level(query.sku)
+        async with self._uow.read() as tx:
+            level = await tx.stock.get(query.sku)
         if level is None:
             raise NotFound(f"SKU {query.sku!r} has never been stocked")
         return level
@@ -64,9 +55,8 @@ class Inventory:
         auth.require_service(ORDER_SERVICE)
         command.validate()
         now = self._clock()
-        async with self._db.transaction() as session:
-            repository = InventoryRepository(session)
-            existing = await repository.reservation(command.order_id)
+        async with self._uow.write() as tx:
+            existing = await tx.reservations.get(command.order_id)
             if existing is None:
                 fresh = Reservation(
                     reservation_id=self._new_id(),
@@ -78,10 +68,10 @@ class Inventory:
                     created_at_us=now,
                     updated_at_us=now,
                 )
-                if await repository.claim(fresh):
-                    return await self._hold(session, repository, fresh)
+                if await tx.reservations.claim(fresh):
+                    return await self._hold(tx, fresh)
                 # A concurrent call for the same order committed first: this is a replay.
-                existing = await repository.reservation(command.order_id)
+                existing = await tx.reservations.get(command.order_id)
                 if existing is None:
                     raise Conflict("a concurrent reservation for this order was rolled back")
         if not existing.requested(command.lines):
@@ -90,21 +80,19 @@ class Inventory:
             )
         return existing
 
-    async def _hold(
-        self, session: AsyncSession, repository: InventoryRepository, fresh: Reservation
-    ) -> Reservation:
-        short = await repository.take_all(fresh.lines, fresh.created_at_us)
+    async def _hold(self, tx: InventoryTx, fresh: Reservation) -> Reservation:
+        short = await tx.stock.take_all(fresh.lines, fresh.created_at_us)
         if short:
             failed = dataclasses.replace(
                 fresh, status=Status.FAILED, unavailable_skus=short, expires_at_us=None
             )
-            await repository.fail(failed.reservation_id, failed.updated_at_us)
-            await repository.add_lines(failed)
-            event = messages.stock_reservation_failed(failed)
-            await outbox.record(session, STREAM, event, failed.order_id)
+            await tx.reservations.fail(failed.reservation_id, failed.updated_at_us)
+            await tx.reservations.add_lines(failed)
+            event = codec.stock_reservation_failed(failed)
+            await tx.outbox.record(event, failed.order_id)
             return failed
-        await repository.add_lines(fresh)
-        await outbox.record(session, STREAM, messages.stock_reserved(fresh), fresh.order_id)
+        await tx.reservations.add_lines(fresh)
+        await tx.outbox.record(codec.stock_reserved(fresh), fresh.order_id)
         return fresh
 
     async def release(self, command: ReleaseReservation) -> Reservation | None:
@@ -115,24 +103,23 @@ class Inventory:
         auth.require_service(ORDER_SERVICE)
         command.validate()
         now = self._clock()
-        async with self._db.transaction() as session:
-            repository = InventoryRepository(session)
-            released = await repository.transition(
+        async with self._uow.write() as tx:
+            released = await tx.reservations.transition(
                 command.order_id, Status.RESERVED, Status.RELEASED, now
             )
-            reservation = await repository.reservation(command.order_id)
+            reservation = await tx.reservations.get(command.order_id)
             if released and reservation is not None:
-                await repository.put_back(reservation.lines, now)
+                await tx.stock.put_back(reservation.lines, now)
             elif reservation is not None and reservation.status is Status.COMMITTED:
-                released = await repository.transition(
+                released = await tx.reservations.transition(
                     command.order_id, Status.COMMITTED, Status.RELEASED, now
                 )
                 if released:
-                    await repository.restock(reservation.lines, now)
-                    reservation = await repository.reservation(command.order_id)
+                    await tx.stock.restock(reservation.lines, now)
+                    reservation = await tx.reservations.get(command.order_id)
             if released and reservation is not None:
-                event = messages.stock_released(reservation, command.reason or RELEASED_REASON)
-                await outbox.record(session, STREAM, event, reservation.order_id)
+                event = codec.stock_released(reservation, command.reason or RELEASED_REASON)
+                await tx.outbox.record(event, reservation.order_id)
         return reservation
 
     async def commit(self, command: CommitReservation) -> Reservation:
@@ -140,24 +127,23 @@ class Inventory:
         auth.require_service(ORDER_SERVICE)
         command.validate()
         now = self._clock()
-        async with self._db.transaction() as session:
-            repository = InventoryRepository(session)
-            committed = await repository.transition(
+        async with self._uow.write() as tx:
+            committed = await tx.reservations.transition(
                 command.order_id, Status.RESERVED, Status.COMMITTED, now, alive_at_us=now
             )
-            reservation = await repository.reservation(command.order_id)
+            reservation = await tx.reservations.get(command.order_id)
             if reservation is None:
                 raise NotFound(f"order {command.order_id!r} has no reservation")
             if committed:
-                await repository.sell(reservation.lines, now)
-                event = messages.stock_committed(reservation)
-                await outbox.record(session, STREAM, event, reservation.order_id)
+                await tx.stock.sell(reservation.lines, now)
+                event = codec.stock_committed(reservation)
+                await tx.outbox.record(event, reservation.order_id)
             elif reservation.status is Status.RESERVED:
                 # Expired but not swept yet: expire it now (committed with this
                 # transaction) so the answer does not depend on the sweeper's timing.
                 reservation = await self._expire(
-                    session, repository, command.order_id, now
-                ) or await repository.reservation(command.order_id)
+                    tx, command.order_id, now
+                ) or await tx.reservations.get(command.order_id)
         if reservation is None or reservation.status is not Status.COMMITTED:
             state = "gone" if reservation is None else reservation.status.value.lower()
             raise FailedPrecondition(f"the reservation is {state} and cannot be committed")
@@ -168,53 +154,48 @@ class Inventory:
         auth.require_admin()
         command.validate()
         now = self._clock()
-        async with self._db.transaction() as session:
-            repository = InventoryRepository(session)
-            if not await repository.add_available(command.sku, command.delta, now):
+        async with self._uow.write() as tx:
+            if not await tx.stock.add_available(command.sku, command.delta, now):
                 if command.delta < 0:
-                    current = await repository.stock_level(command.sku)
+                    current = await tx.stock.get(command.sku)
                     if current is None:
                         raise NotFound(f"SKU {command.sku!r} has never been stocked")
                     raise FailedPrecondition(
                         f"only {current.available} units of {command.sku!r} are available"
                     )
-                created = await repository.create_stock(command.sku, command.delta, now)
+                created = await tx.stock.create(command.sku, command.delta, now)
                 # Lost a race to create the row: it exists now, so adding cannot fail.
-                if not created and not await repository.add_available(
+                if not created and not await tx.stock.add_available(
                     command.sku, command.delta, now
                 ):
                     raise Conflict("the stock level changed concurrently; retry")
-            level = await repository.stock_level(command.sku)
+            level = await tx.stock.get(command.sku)
             if level is None:  # pragma: no cover - the row was just written
                 raise Conflict("the stock level vanished concurrently; retry")
-            await outbox.record(
-                session, STREAM, messages.stock_adjusted(command, level), command.sku
-            )
+            await tx.outbox.record(codec.stock_adjusted(command, level), command.sku)
         return level
 
     async def expire_due(self, limit: int = 100) -> int:
         """Expires up to ``limit`` reservations past their expiry (one transaction each,
         so a long backlog never holds locks for long); returns how many were due."""
         now = self._clock()
-        async with self._db.transaction() as session:
-            due = await InventoryRepository(session).due(now, limit)
+        async with self._uow.read() as tx:
+            due = await tx.reservations.due(now, limit)
         for order_id in due:
-            async with self._db.transaction() as session:
-                await self._expire(session, InventoryRepository(session), order_id, now)
+            async with self._uow.write() as tx:
+                await self._expire(tx, order_id, now)
         return len(due)
 
-    async def _expire(
-        self, session: AsyncSession, repository: InventoryRepository, order_id: str, now: int
-    ) -> Reservation | None:
+    async def _expire(self, tx: InventoryTx, order_id: str, now: int) -> Reservation | None:
         """RESERVED (and past expiry) → EXPIRED, stock back; None if it changed meanwhile."""
-        if not await repository.transition(
+        if not await tx.reservations.transition(
             order_id, Status.RESERVED, Status.EXPIRED, now, expired_by_us=now
         ):
             return None
-        reservation = await repository.reservation(order_id)
+        reservation = await tx.reservations.get(order_id)
         if reservation is None:  # pragma: no cover - the row was just updated
             return None
-        await repository.put_back(reservation.lines, now)
-        event = messages.stock_released(reservation, EXPIRED_REASON)
-        await outbox.record(session, STREAM, event, order_id)
+        await tx.stock.put_back(reservation.lines, now)
+        event = codec.stock_released(reservation, EXPIRED_REASON)
+        await tx.outbox.record(event, order_id)
         return reservation

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from emporium.inventory.v1 import inventory_service_pb2 as pb
 from emporium.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
-from grpc import aio
 
-from services.inventory import messages
+from services.inventory import codec
 from services.inventory.domain import (
     AdjustStock,
     CommitReservation,
@@ -17,8 +14,7 @@ from services.inventory.domain import (
     ReserveStock,
 )
 from services.inventory.handlers import Inventory
-
-Context = aio.ServicerContext[Any, Any]
+from services.platform.types import Context
 
 
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
@@ -27,16 +23,16 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
 
     async def GetStock(self, request: pb.GetStockRequest, context: Context) -> pb.GetStockResponse:
         level = await self._inventory.get_stock(GetStock(request.sku))
-        return pb.GetStockResponse(stock=messages.stock_proto(level))
+        return pb.GetStockResponse(stock=codec.stock_proto(level))
 
     async def ReserveStock(
         self, request: pb.ReserveStockRequest, context: Context
     ) -> pb.ReserveStockResponse:
         command = ReserveStock(
-            request.order_id, messages.lines_from(request.lines), request.ttl_seconds
+            request.order_id, codec.lines_from(request.lines), request.ttl_seconds
         )
         reservation = await self._inventory.reserve(command)
-        return pb.ReserveStockResponse(reservation=messages.reservation_proto(reservation))
+        return pb.ReserveStockResponse(reservation=codec.reservation_proto(reservation))
 
     async def ReleaseReservation(
         self, request: pb.ReleaseReservationRequest, context: Context
@@ -45,17 +41,17 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         reservation = await self._inventory.release(command)
         if reservation is None:
             return pb.ReleaseReservationResponse()
-        return pb.ReleaseReservationResponse(reservation=messages.reservation_proto(reservation))
+        return pb.ReleaseReservationResponse(reservation=codec.reservation_proto(reservation))
 
     async def CommitReservation(
         self, request: pb.CommitReservationRequest, context: Context
     ) -> pb.CommitReservationResponse:
         reservation = await self._inventory.commit(CommitReservation(request.order_id))
-        return pb.CommitReservationResponse(reservation=messages.reservation_proto(reservation))
+        return pb.CommitReservationResponse(reservation=codec.reservation_proto(reservation))
 
     async def AdjustStock(
         self, request: pb.AdjustStockRequest, context: Context
     ) -> pb.AdjustStockResponse:
         command = AdjustStock(request.sku, request.delta, request.reason)
         level = await self._inventory.adjust(command)
-        return pb.AdjustStockResponse(stock=messages.stock_proto(level))
+        return pb.AdjustStockResponse(stock=codec.stock_proto(level))

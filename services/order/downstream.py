@@ -15,7 +15,7 @@ from emporium.inventory.v1 import inventory_service_pb2_grpc as inventory_grpc
 from emporium.payment.v1 import payment_service_pb2 as payment_pb
 from emporium.payment.v1 import payment_service_pb2_grpc as payment_grpc
 
-from services.order import events as codec
+from services.order import codec
 from services.order.domain import Card, Money, Product
 from services.order.ports import (
     Authorization,
@@ -25,18 +25,8 @@ from services.order.ports import (
     StepFailed,
 )
 from services.platform.errors import Unavailable
-
-#: Failures worth retrying: the call may succeed later (or did succeed unseen; every saga
-#: call is idempotent, so repeating it is safe).
-TRANSIENT = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.UNAUTHENTICATED,  # our service token expired or is being refreshed
-    }
-)
+from services.platform.resilience import retry_after
+from services.platform.retry import RETRYABLE, status_code
 
 DECLINE_REASONS = {
     payment_pb.DECLINE_REASON_CARD_DECLINED: "card declined",
@@ -49,24 +39,31 @@ DECLINE_REASONS = {
 _APPROVED = (payment_pb.PAYMENT_STATUS_AUTHORIZED, payment_pb.PAYMENT_STATUS_CAPTURED)
 
 
-def _code(error: grpc.RpcError) -> grpc.StatusCode:
-    code = error.code() if hasattr(error, "code") else None
-    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
-
-
 def step_failed(service: str, error: grpc.RpcError) -> StepFailed:
-    code = _code(error)
-    return StepFailed(f"{service} {code.name}", transient=code in TRANSIENT, code=code.name)
+    """The saga's view of a failed call: retryable or not (every saga call is idempotent, so
+    repeating one is safe), and how long an open breaker asks to wait."""
+    code = status_code(error)
+    return StepFailed(
+        f"{service} {code.name}",
+        transient=code in RETRYABLE,
+        code=code.name,
+        retry_after=retry_after(error),
+    )
 
 
 class GrpcInventory:
-    def __init__(self, stub: inventory_grpc.InventoryServiceAsyncStub) -> None:
+    """Reservations held for ``ttl_seconds``: longer than the saga may take to commit them
+    (docs/saga.md, *Outages*), so a reservation never expires under a running saga."""
+
+    def __init__(self, stub: inventory_grpc.InventoryServiceAsyncStub, ttl_seconds: int) -> None:
         self._stub = stub
+        self._ttl_seconds = ttl_seconds
 
     async def reserve(self, order_id: str, lines: Sequence[SkuLine]) -> Reservation:
         request = inventory_pb.ReserveStockRequest(
             order_id=order_id,
             lines=[inventory_pb.ReservationLine(sku=sku, quantity=qty) for sku, qty in lines],
+            ttl_seconds=self._ttl_seconds,
         )
         try:
             response = await self._stub.ReserveStock(request)
@@ -181,7 +178,7 @@ class GrpcCatalog:
             )
             return {p.product_id: _product(p) for p in response.products}
         except grpc.RpcError as error:
-            if _code(error) not in _UNKNOWN:
+            if status_code(error) not in _UNKNOWN:
                 raise Unavailable("the catalog is unavailable; try again later") from error
         # Some id is unknown and the batch does not say which: ask for each one.
         found = await asyncio.gather(*(self._one(product_id) for product_id in ids))
@@ -193,7 +190,7 @@ class GrpcCatalog:
                 catalog_pb.GetProductRequest(product_id=product_id)
             )
         except grpc.RpcError as error:
-            if _code(error) in _UNKNOWN:
+            if status_code(error) in _UNKNOWN:
                 return None
             raise Unavailable("the catalog is unavailable; try again later") from error
         return _product(response.product)
@@ -210,7 +207,7 @@ class GrpcFulfillment:
         try:
             await self._stub.CancelShipment(request)
         except grpc.RpcError as error:
-            if _code(error) is grpc.StatusCode.FAILED_PRECONDITION:
+            if status_code(error) is grpc.StatusCode.FAILED_PRECONDITION:
                 raise ShipmentDispatched(order_id) from error
             raise Unavailable(
                 "fulfillment is unavailable, so the order was not cancelled; try again later"

@@ -18,11 +18,11 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 from services.order.domain import Card, Money
-from services.order.ports import Inventory, Payments, SkuLine, StepFailed
+from services.order.ports import Inventory, Payments, SagaStore, SkuLine, StepFailed
 from services.platform.clock import now_us as wall_clock_us
+from services.platform.retry import backoff_delay
 
 log = logging.getLogger("emporium.order.saga")
 
@@ -85,37 +85,29 @@ class CancelRequested(Exception):
         self.reason = reason
 
 
-class SagaStore(Protocol):
-    async def load(self, order_id: str) -> SagaState | None:
-        """The saga of ``order_id`` unless it is unknown or has ended."""
-        ...
-
-    async def save(self, state: SagaState) -> SagaState:
-        """Persists the saga's own fields if ``state.version`` is still the stored one
-        (else raises :class:`~services.order.ports.LeaseLost`); returns the state with its
-        new version and the current cancel request."""
-        ...
-
-    async def finish(self, state: SagaState) -> None:
-        """Ends the order with ``state.outcome`` and ``state.reason`` and ends the saga (card
-        wiped), in one transaction, compare-and-set on the version like :meth:`save`.
-        Raises :class:`CancelRequested` instead of confirming an order whose cancellation
-        was requested."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with jitter; forward steps give up after ``budget_seconds``."""
+    """How long outages are waited out: a forward step is retried with the platform's
+    backoff for ``budget_seconds`` (minutes: a restart of a dependency must never reject an
+    order) before the saga gives up and compensates; compensations are retried until done.
+    A call refused by an open breaker waits for the breaker's probe instead."""
 
-    budget_seconds: float = 30.0
+    budget_seconds: float = 600.0
     base_delay: float = 0.05
     max_delay: float = 2.0
     compensation_max_delay: float = 5.0
 
-    def delay(self, attempt: int, cap: float, rng: random.Random) -> float:
-        ceiling = min(cap, self.base_delay * 2.0 ** min(attempt, 30))
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+    def delay(self, attempt: int, cap: float) -> float:
+        return backoff_delay(attempt, self.base_delay, cap)
+
+    def reservation_ttl_seconds(self, margin: float = 300.0) -> int:
+        """A reservation outlives the steps after it (authorize, then commit), each retried
+        for at most the budget, plus a margin for backoff pauses and restarts."""
+        return int(2 * self.budget_seconds + margin)
+
+
+#: Jitter added to a breaker's retry-after, so waiting sagas do not all probe at once.
+_PROBE_JITTER = 0.25
 
 
 OnEnd = Callable[[Outcome, float], None]
@@ -232,14 +224,14 @@ class Saga:
         now = self._now_us()
         deadline = state.retry_deadline_us or now + int(self._policy.budget_seconds * 1e6)
         if failure.transient and now < deadline:
-            delay = self._policy.delay(state.attempts, self._policy.max_delay, self._rng)
+            delay, attempts = self._wait_for(failure, state.attempts, self._policy.max_delay)
             log.info(
                 "saga step failed, retrying",
                 extra={"order_id": state.order_id, "step": state.step.value, "error": str(failure)},
             )
             await self._pause(state.order_id, min(delay, (deadline - now) / 1e6))
             return await self._store.save(
-                replace(state, attempts=state.attempts + 1, retry_deadline_us=deadline)
+                replace(state, attempts=attempts, retry_deadline_us=deadline)
             )
         reason = f"could not {_ACTIONS[state.step]}: {failure}"
         return await self._begin_compensation(
@@ -284,8 +276,9 @@ class Saga:
                     )
         if pending is not None:
             cap = self._policy.compensation_max_delay
-            await self._pause(state.order_id, self._policy.delay(state.attempts, cap, self._rng))
-            return await self._store.save(replace(state, attempts=state.attempts + 1))
+            delay, attempts = self._wait_for(pending, state.attempts, cap)
+            await self._pause(state.order_id, delay)
+            return await self._store.save(replace(state, attempts=attempts))
         return await self._end(state, outcome, state.reason)
 
     async def _release(self, state: SagaState, _past_budget: bool) -> None:
@@ -328,6 +321,14 @@ class Saga:
         if self._on_end is not None:
             self._on_end(outcome, max(0.0, (self._now_us() - state.started_at_us) / 1e6))
         return outcome
+
+    def _wait_for(self, failure: StepFailed, attempts: int, cap: float) -> tuple[float, int]:
+        """The pause before the next try and the attempt count after it. An open breaker's
+        refusal waits for its probe and does not grow the backoff: it says nothing new
+        about the downstream, and fast failures must not burn the budget in a tight loop."""
+        if failure.retry_after is not None:
+            return failure.retry_after + self._rng.uniform(0, _PROBE_JITTER), attempts
+        return self._policy.delay(attempts, cap), attempts + 1
 
     @staticmethod
     def _next(state: SagaState, step: Step) -> SagaState:

@@ -16,9 +16,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from services.payment import messages
+from services.payment import codec
 from services.payment.domain import (
     EXPIRED_REASON,
     PROCESSOR_FAILED,
@@ -33,16 +31,14 @@ from services.payment.domain import (
     RefundPayment,
     VoidAuthorization,
 )
+from services.payment.ports import PaymentStore, PaymentTx, PaymentUnitOfWork
 from services.payment.processor import Processor
-from services.payment.repository import PaymentRepository
-from services.platform import auth, outbox
+from services.platform import auth
 from services.platform.clock import now_us as _now_us
-from services.platform.db import Database
 from services.platform.errors import AlreadyExists, Conflict, NotFound
 
 log = logging.getLogger("emporium.payment")
 
-STREAM = "payment"
 #: The only service that may move money.
 ORDER_SERVICE = "order"
 #: How long an authorization holds its amount unless configured otherwise: 7 days.
@@ -55,8 +51,8 @@ def _replay(command: AuthorizePayment, earlier: Payment) -> Payment:
     return earlier
 
 
-async def _load(repository: PaymentRepository, payment_id: str) -> Payment:
-    payment = await repository.get(payment_id, for_update=True)
+async def _load(store: PaymentStore, payment_id: str) -> Payment:
+    payment = await store.get(payment_id, for_update=True)
     if payment is None:
         raise NotFound("no such payment")
     return payment
@@ -67,7 +63,7 @@ class Payments:
 
     def __init__(
         self,
-        db: Database,
+        uow: PaymentUnitOfWork,
         processor: Processor,
         *,
         processor_timeout: float = 5.0,
@@ -75,7 +71,7 @@ class Payments:
         now_us: Callable[[], int] = _now_us,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
-        self._db = db
+        self._uow = uow
         self._processor = processor
         self._processor_timeout = processor_timeout
         self._hold_us = int(hold_seconds * 1_000_000)
@@ -86,8 +82,8 @@ class Payments:
     async def authorize(self, command: AuthorizePayment) -> Payment:
         auth.require_service(ORDER_SERVICE)
         command.validate()
-        async with self._db.transaction() as session:
-            earlier = await PaymentRepository(session).by_idempotency_key(command.idempotency_key)
+        async with self._uow.read() as tx:
+            earlier = await tx.payments.by_idempotency_key(command.idempotency_key)
         if earlier is not None:
             return _replay(command, earlier)
         result = await self._ask_processor(command)
@@ -129,77 +125,77 @@ class Payments:
             updated_at_us=now,
             expires_at_us=now + self._hold_us,
         )
-        async with self._db.transaction() as session:
-            repository = PaymentRepository(session)
+        async with self._uow.write() as tx:
+            repository = tx.payments
             if not await repository.add(payment):  # a concurrent call with this key won
                 earlier = await repository.by_idempotency_key(command.idempotency_key)
                 if earlier is None:
                     raise Conflict("could not record the payment; retry")
                 return _replay(command, earlier)
             event = (
-                messages.authorized(payment)
+                codec.authorized(payment)
                 if payment.status is PaymentStatus.AUTHORIZED
-                else messages.declined(payment)
+                else codec.declined(payment)
             )
-            await outbox.record(session, STREAM, event, payment.payment_id)
+            await tx.outbox.record(event, payment.payment_id)
         return payment
 
     async def capture(self, command: CapturePayment) -> Payment:
         auth.require_service(ORDER_SERVICE)
         command.validate()
-        async with self._db.transaction() as session:
-            repository = PaymentRepository(session)
+        async with self._uow.write() as tx:
+            repository = tx.payments
             payment = await _load(repository, command.payment_id)
             now = self._now_us()
             if payment.expired(now):
                 # Release the hold now rather than at the next sweep, then refuse.
-                await self._void(session, payment.void(now), EXPIRED_REASON)
+                await self._void(tx, payment.void(now), EXPIRED_REASON)
                 captured = None
             else:
                 captured = payment.capture(now)
                 if captured is payment:
                     return payment
                 await repository.save(captured)
-                event = messages.captured(captured)
-                await outbox.record(session, STREAM, event, captured.payment_id)
+                event = codec.captured(captured)
+                await tx.outbox.record(event, captured.payment_id)
         if captured is None:
             raise AuthorizationExpired()
         return captured
 
     async def expire_due(self, limit: int) -> int:
         """Voids up to ``limit`` authorizations whose hold ended; how many were due."""
-        async with self._db.transaction() as session:
+        async with self._uow.write() as tx:
             now = self._now_us()
-            due = await PaymentRepository(session).expired_authorizations(now, limit)
+            due = await tx.payments.expired_authorizations(now, limit)
             for payment in due:
-                await self._void(session, payment.void(now), EXPIRED_REASON)
+                await self._void(tx, payment.void(now), EXPIRED_REASON)
         if due:
             log.info("voided expired authorizations", extra={"count": len(due)})
         return len(due)
 
     @staticmethod
-    async def _void(session: AsyncSession, voided: Payment, reason: str) -> None:
-        await PaymentRepository(session).save(voided)
-        await outbox.record(session, STREAM, messages.voided(voided, reason), voided.payment_id)
+    async def _void(tx: PaymentTx, voided: Payment, reason: str) -> None:
+        await tx.payments.save(voided)
+        await tx.outbox.record(codec.voided(voided, reason), voided.payment_id)
 
     async def void(self, command: VoidAuthorization) -> Payment:
         auth.require_service(ORDER_SERVICE)
         command.validate()
-        async with self._db.transaction() as session:
-            repository = PaymentRepository(session)
+        async with self._uow.write() as tx:
+            repository = tx.payments
             payment = await _load(repository, command.payment_id)
             voided = payment.void(self._now_us())
             if voided is payment:
                 return payment
-            await self._void(session, voided, command.reason)
+            await self._void(tx, voided, command.reason)
         return voided
 
     async def refund(self, command: RefundPayment) -> Payment:
         auth.require_service(ORDER_SERVICE)
         command.validate()
         key = command.idempotency_key or None
-        async with self._db.transaction() as session:
-            repository = PaymentRepository(session)
+        async with self._uow.write() as tx:
+            repository = tx.payments
             payment = await _load(repository, command.payment_id)
             if key is not None:
                 earlier = await repository.refund_by_key(payment.payment_id, key)
@@ -223,16 +219,16 @@ class Payments:
                     created_at_us=now,
                 )
             )
-            event = messages.refunded(refunded, amount, command.reason)
-            await outbox.record(session, STREAM, event, refunded.payment_id)
+            event = codec.refunded(refunded, amount, command.reason)
+            await tx.outbox.record(event, refunded.payment_id)
         return refunded
 
     async def get(self, query: GetPayment) -> Payment:
         if not auth.current_caller().is_admin:
             auth.require_service(ORDER_SERVICE)
         query.validate()
-        async with self._db.transaction() as session:
-            payment = await PaymentRepository(session).get(query.payment_id)
+        async with self._uow.read() as tx:
+            payment = await tx.payments.get(query.payment_id)
         if payment is None:
             raise NotFound("no such payment")
         return payment

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from emporium.common.v1 import money_pb2
 from emporium.payment.v1 import payment_service_pb2 as pb
 from emporium.payment.v1 import payment_service_pb2_grpc as pb_grpc
-from grpc import aio
 
-from services.payment import messages
+from services.payment import codec
 from services.payment.domain import (
     AuthorizePayment,
     CapturePayment,
@@ -20,8 +17,7 @@ from services.payment.domain import (
     VoidAuthorization,
 )
 from services.payment.handlers import Payments
-
-Context = aio.ServicerContext[Any, Any]
+from services.platform.types import Context
 
 
 def _money(value: money_pb2.Money) -> Money:
@@ -50,19 +46,19 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
                 ),
             )
         )
-        return pb.AuthorizePaymentResponse(payment=messages.payment(payment))
+        return pb.AuthorizePaymentResponse(payment=codec.payment(payment))
 
     async def CapturePayment(
         self, request: pb.CapturePaymentRequest, context: Context
     ) -> pb.CapturePaymentResponse:
         payment = await self._payments.capture(CapturePayment(request.payment_id))
-        return pb.CapturePaymentResponse(payment=messages.payment(payment))
+        return pb.CapturePaymentResponse(payment=codec.payment(payment))
 
     async def VoidAuthorization(
         self, request: pb.VoidAuthorizationRequest, context: Context
     ) -> pb.VoidAuthorizationResponse:
         payment = await self._payments.void(VoidAuthorization(request.payment_id, request.reason))
-        return pb.VoidAuthorizationResponse(payment=messages.payment(payment))
+        return pb.VoidAuthorizationResponse(payment=codec.payment(payment))
 
     async def RefundPayment(
         self, request: pb.RefundPaymentRequest, context: Context
@@ -75,10 +71,10 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
                 idempotency_key=request.idempotency_key,
             )
         )
-        return pb.RefundPaymentResponse(payment=messages.payment(payment))
+        return pb.RefundPaymentResponse(payment=codec.payment(payment))
 
     async def GetPayment(
         self, request: pb.GetPaymentRequest, context: Context
     ) -> pb.GetPaymentResponse:
         payment = await self._payments.get(GetPayment(request.payment_id))
-        return pb.GetPaymentResponse(payment=messages.payment(payment))
+        return pb.GetPaymentResponse(payment=codec.payment(payment))

@@ -11,7 +11,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import grpc
 from grpc import aio
 
 from services.platform import deadlines, telemetry
@@ -90,8 +89,3 @@ def open_channel(
         ],
         interceptors=chain,
     )
-
-
-def is_retryable(error: grpc.RpcError) -> bool:
-    code = error.code() if isinstance(error, aio.AioRpcError) else None
-    return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)

@@ -46,7 +46,7 @@ class Settings:
     bootstrap_admin: tuple[str, str] | None = None
     password_hash_cost: str = "standard"
     breaker_failure_threshold: int = 5
-    breaker_reset_timeout_seconds: float = 30.0
+    breaker_reset_timeout_seconds: float = 5.0
     bulkhead_max_concurrent: int = 100
     targets: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
@@ -125,7 +125,7 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
     ``JWT_SIGNING_KEY_PEM`` (else a key kept in its database), ``SERVICE_CREDENTIALS``
     (``name:secret,...``: service accounts), ``BOOTSTRAP_ADMIN`` (``user:password``)
     and ``PASSWORD_HASH_COST`` [standard; ``fast`` for tests only]. Outgoing calls read
-    ``BREAKER_FAILURE_THRESHOLD`` [5], ``BREAKER_RESET_TIMEOUT_SECONDS`` [30] and
+    ``BREAKER_FAILURE_THRESHOLD`` [5], ``BREAKER_RESET_TIMEOUT_SECONDS`` [5] and
     ``BULKHEAD_MAX_CONCURRENT`` [100].
     """
     if service not in DEFAULT_PORTS:
@@ -156,7 +156,7 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
         bootstrap_admin=_admin(env.get("BOOTSTRAP_ADMIN", "")),
         password_hash_cost=env.get("PASSWORD_HASH_COST") or "standard",
         breaker_failure_threshold=_int(env, "BREAKER_FAILURE_THRESHOLD", 5),
-        breaker_reset_timeout_seconds=_float(env, "BREAKER_RESET_TIMEOUT_SECONDS", 30.0),
+        breaker_reset_timeout_seconds=_float(env, "BREAKER_RESET_TIMEOUT_SECONDS", 5.0),
         bulkhead_max_concurrent=_int(env, "BULKHEAD_MAX_CONCURRENT", 100),
         targets=targets,
         extra={k: v for k, v in env.items() if k.startswith("EMPORIUM_")},

@@ -65,6 +65,10 @@ class Transaction(Protocol):
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Runs ``callback`` once this transaction has committed (never if it rolls back)."""
 
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested transaction: an error in the block undoes only the block's statements
+        (on PostgreSQL, the only way to go on after an :class:`IntegrityViolation`)."""
+
 
 class Commits:
     """The after-commit bookkeeping every backend's transaction shares."""

@@ -8,7 +8,8 @@ request pays for the round trip and little else (docs/adr/0002-data-path.md).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 
@@ -96,6 +97,11 @@ class PostgresTransaction(Commits):
     async def scalar(self, statement: Executable, params: Params | None = None) -> Any:
         sql, args = _args(self._cache.get(statement, params), params)
         return await self._connection.fetchval(sql, *args)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        async with self._connection.transaction():  # nested in a transaction: a SAVEPOINT
+            yield
 
 
 class PostgresBackend:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -100,6 +101,17 @@ class SqliteTransaction(Commits):
     async def scalar(self, statement: Executable, params: Params | None = None) -> Any:
         row = self._run(statement, params).fetchone()
         return None if row is None else row[0]
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        self._connection.execute("SAVEPOINT nested")
+        try:
+            yield
+        except BaseException:
+            self._connection.execute("ROLLBACK TO nested")
+            self._connection.execute("RELEASE nested")
+            raise
+        self._connection.execute("RELEASE nested")
 
 
 class SqliteBackend:

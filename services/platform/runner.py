@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from grpc import aio
 
 from services.platform import auth, logs, telemetry
 from services.platform.config import Settings, load_settings
+from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics
 from services.platform.middlewares import AccessLog, Authenticate, RecordMetrics
 from services.platform.pipeline import Middleware
-from services.platform.server import ServiceDefinition, ServiceHost
+from services.platform.server import Hook, ServiceDefinition, ServiceHost
 
 Build = Callable[[Settings, Metrics], Awaitable[ServiceDefinition]]
+S = TypeVar("S")
 
 
 def standard_middlewares(
@@ -27,6 +32,41 @@ def standard_middlewares(
         RecordMetrics(metrics),
         Authenticate(verifier, frozenset(public_methods)),
     ]
+
+
+def definition(
+    settings: Settings,
+    metrics: Metrics,
+    servicer: S,
+    add_servicer: Callable[[S, aio.Server], None],
+    service_name: str,
+    *,
+    public_methods: Sequence[str] = (),
+    verifier: auth.TokenVerifier | None = None,
+    readiness: Sequence[Hook] = (),
+    on_start: Sequence[Hook] = (),
+    on_stop: Sequence[Hook] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> ServiceDefinition:
+    """What every ``main.build`` returns: one servicer (added by its generated
+    ``add_…Servicer_to_server``) behind the standard middlewares, verifying tokens with
+    identity's keys unless ``verifier`` is given (identity verifies with its own)."""
+
+    def register(server: aio.Server) -> None:
+        add_servicer(servicer, server)
+
+    return ServiceDefinition(
+        name=settings.service,
+        register=register,
+        service_names=[service_name],
+        middlewares=standard_middlewares(
+            settings, metrics, verifier or identity_verifier(settings), public_methods
+        ),
+        readiness=readiness,
+        on_start=on_start,
+        on_stop=on_stop,
+        extra=dict(extra or {}),
+    )
 
 
 async def serve(settings: Settings, build: Build) -> None:

@@ -24,6 +24,7 @@ from services.platform.clients import open_channel
 from services.platform.metrics import Metrics
 from services.platform.resilience import guard
 from tests.support import servers
+from tests.support.resilience import FakeClock
 
 DEADLINE = 1.0
 LATENCY = 3.0
@@ -165,8 +166,11 @@ async def test_a_slow_inventory_trips_the_breaker_which_recovers_when_inventory_
         BREAKER_RESET_TIMEOUT_SECONDS=str(int(RESET_TIMEOUT)),
     )
     metrics = Metrics("order")
+    clock = FakeClock(time.monotonic())  # the breaker's reset timeout passes when we say
     channel = open_channel(
-        target, default_timeout=DEADLINE, interceptors=guard("inventory", settings, metrics)
+        target,
+        default_timeout=DEADLINE,
+        interceptors=guard("inventory", settings, metrics, clock=clock),
     )
     stub = pb_grpc.InventoryServiceStub(channel)
 
@@ -185,7 +189,6 @@ async def test_a_slow_inventory_trips_the_breaker_which_recovers_when_inventory_
             code, took = await _timed(stub)
             assert code == grpc.StatusCode.DEADLINE_EXCEEDED
             assert DEADLINE * 0.9 <= took < 2.0
-        opened_at = time.monotonic()
         assert state() == 1  # open
 
         for _ in range(3):
@@ -194,7 +197,9 @@ async def test_a_slow_inventory_trips_the_breaker_which_recovers_when_inventory_
             assert took < 0.2  # failed fast, never waited for the deadline
 
         fault.latency = 0.0  # inventory recovers
-        await asyncio.sleep(max(0.0, opened_at + RESET_TIMEOUT - time.monotonic()) + 0.05)
+        code, _ = await _timed(stub)
+        assert code == grpc.StatusCode.UNAVAILABLE  # still open until the reset timeout
+        clock.advance(RESET_TIMEOUT)
         code, took = await _timed(stub)  # the half-open probe
         assert code == grpc.StatusCode.NOT_FOUND
         assert state() == 0  # closed again

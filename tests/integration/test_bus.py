@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -90,9 +89,12 @@ async def test_relay_publishes_committed_rows_promptly_and_marks_them(
     metrics = Metrics("order")
     # A long idle poll: only the notification can explain a prompt publication.
     relay = OutboxRelay(db, bus, idle_poll=60.0, metrics=metrics)
+    # A row committed before the start: once the first round has published it, the relay
+    # is idle, waiting for a notification (or the 60 s poll).
+    first = await busapp.record_events(db, context, ["first"])
     await relay.start()
     try:
-        await asyncio.sleep(0.05)  # the relay is idle, waiting
+        await busapp.eventually(lambda: _none_unpublished(db), timeout=2.0)
         started = time.monotonic()
         ids = await busapp.record_events(db, context, [f"v{i}" for i in range(5)])
         relay.notify()
@@ -103,11 +105,11 @@ async def test_relay_publishes_committed_rows_promptly_and_marks_them(
         await relay.stop()
 
     assert elapsed < 1.0
-    assert await busapp.stream_event_ids(bus.client, stream_name(context)) == ids
+    assert await busapp.stream_event_ids(bus.client, stream_name(context)) == first + ids
     published = metrics.registry.get_sample_value(
         "emporium_events_published_total", {"stream": stream_name(context)}
     )
-    assert published == 5
+    assert published == 6
 
 
 async def _none_unpublished(db: Database) -> bool:

@@ -24,6 +24,7 @@ from services.catalog import main as catalog_main
 from services.identity.tokens import SigningKey
 from services.platform.outbox import outbox
 from services.platform.status import field_violations
+from tests.busapp import eventually
 from tests.conftest import Tokens
 from tests.support import servers
 from tests.support.databases import fresh_database
@@ -425,12 +426,40 @@ async def test_a_price_change_records_price_changed_in_the_outbox(catalog: Catal
     events = await catalog.outbox_events(product.product_id)
     assert [event_type for event_type, _ in events] == [
         "emporium.catalog.v1.ProductCreated",
+        "emporium.catalog.v1.ProductUpdated",  # the rename
         "emporium.catalog.v1.PriceChanged",
+        "emporium.catalog.v1.ProductUpdated",
     ]
-    changed = events_pb2.PriceChanged.FromString(events[1][1])
+    changed = events_pb2.PriceChanged.FromString(events[2][1])
     assert (changed.product_id, changed.sku) == (product.product_id, product.sku)
     assert (changed.old_price, changed.new_price) == (_eur(2490), _eur(2190))
     assert changed.occur_time == updated.update_time
+
+
+async def test_another_replicas_writes_reach_this_replicas_memory(
+    tmp: Path, tokens: Tokens, identity_server: servers.Running, redis_url: str
+) -> None:
+    async with fresh_database("sqlite", tmp, "catalog") as url, AsyncExitStack() as stack:
+        replicas = []
+        for _ in range(2):
+            settings = servers.settings_for(
+                "catalog", url, IDENTITY_TARGET=identity_server.target, REDIS_URL=redis_url
+            )
+            running = await stack.enter_async_context(servers.serve(catalog_main.build, settings))
+            replicas.append(Catalog(pb_grpc.CatalogServiceStub(running.channel), url, tokens))
+        writer, reader = replicas
+        product = await writer.create(price=_eur(1000))
+        request = pb.GetProductRequest(product_id=product.product_id)
+
+        async def reader_sees(price: money_pb2.Money) -> bool:
+            try:
+                return (await reader.stub.GetProduct(request)).product.price == price
+            except grpc.RpcError:
+                return False
+
+        await eventually(lambda: reader_sees(_eur(1000)))
+        await writer.update(product.product_id, price=_eur(900))
+        await eventually(lambda: reader_sees(_eur(900)))
 
 
 async def test_a_failed_create_records_no_event(empty_catalog: Catalog) -> None:

@@ -31,6 +31,7 @@ from services.inventory.domain import (
     Status,
 )
 from services.inventory.handlers import Inventory as Handlers
+from services.inventory.repository import unit_of_work
 from services.platform import auth
 from services.platform.db import Database
 from services.platform.errors import FailedPrecondition
@@ -504,7 +505,7 @@ async def _handlers_at(backend: str, tmp: Path, clock: list[int]) -> AsyncIterat
         await db.migrate()
         auth.set_caller(auth.Caller("service:order", "svc-order", frozenset({"service"})))
         try:
-            yield Handlers(db, clock=lambda: clock[0])
+            yield Handlers(unit_of_work(db), clock=lambda: clock[0])
         finally:
             auth.set_caller(None)
             await db.dispose()

@@ -225,7 +225,7 @@ def order_settings(
         PAYMENT_TARGET=targets["payment"],
         **({"FULFILLMENT_TARGET": targets["fulfillment"]} if "fulfillment" in targets else {}),
         SERVICE_CREDENTIALS=f"order:{ORDER_SERVICE_SECRET}",
-        **{"EMPORIUM_SAGA_RETRY_BUDGET_SECONDS": "3", **env},
+        **{"EMPORIUM_SAGA_RETRY_BUDGET_SECONDS": "60", **env},
     )
 
 

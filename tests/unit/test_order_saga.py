@@ -374,8 +374,7 @@ async def test_an_ended_saga_does_not_run_again(world: World) -> None:
 
 def test_backoff_grows_with_jitter_and_stays_capped() -> None:
     policy = RetryPolicy(base_delay=0.1, max_delay=1.0)
-    rng = random.Random(1)
-    delays = [policy.delay(attempt, policy.max_delay, rng) for attempt in range(8)]
+    delays = [policy.delay(attempt, policy.max_delay) for attempt in range(8)]
     assert 0.05 <= delays[0] <= 0.1
     assert 0.1 <= delays[1] <= 0.2
     assert all(0.5 <= d <= 1.0 for d in delays[4:])
@@ -426,3 +425,23 @@ async def test_a_halted_saga_starts_no_further_step(world: World) -> None:
         await world.saga.run("o-1")
     assert world.store.saved_steps == [Step.AUTHORIZE]  # the reservation in flight was saved
     assert world.payments.calls == []
+
+
+def test_outages_are_waited_out_for_minutes_and_the_reservation_outlives_them() -> None:
+    policy = RetryPolicy()
+    assert policy.budget_seconds >= 600
+    # Authorize and commit may each take the whole budget after the reservation is made.
+    assert policy.reservation_ttl_seconds() > 2 * policy.budget_seconds
+
+
+async def test_an_open_breaker_is_waited_for_without_growing_the_backoff(world: World) -> None:
+    # With a 30 s backoff, any growth would stall the test: refusals wait only for the probe.
+    slow = RetryPolicy(budget_seconds=60, base_delay=30, max_delay=30)
+    saga = Saga(world.store, world.inventory, world.payments, policy=slow)
+    refused = StepFailed(
+        "payment UNAVAILABLE", transient=True, code="UNAVAILABLE", retry_after=0.01
+    )
+    world.payments.failures["authorize"] = [refused] * 5
+    world.store.add(_state())
+    assert await asyncio.wait_for(saga.run("o-1"), 10) is Outcome.CONFIRMED
+    assert world.payments.calls.count("authorize") == 6

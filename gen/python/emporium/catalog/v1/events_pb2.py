@@ -26,7 +26,7 @@ from emporium.common.v1 import money_pb2 as emporium_dot_common_dot_v1_dot_money
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n emporium/catalog/v1/events.proto\x12\x13\x65mporium.catalog.v1\x1a\x1e\x65mporium/common/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x01\n\x0eProductCreated\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x61tegory_id\x18\x04 \x01(\t\x12(\n\x05price\x18\x05 \x01(\x0b\x32\x19.emporium.common.v1.Money\x12.\n\noccur_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbb\x01\n\x0cPriceChanged\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12,\n\told_price\x18\x03 \x01(\x0b\x32\x19.emporium.common.v1.Money\x12,\n\tnew_price\x18\x04 \x01(\x0b\x32\x19.emporium.common.v1.Money\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n emporium/catalog/v1/events.proto\x12\x13\x65mporium.catalog.v1\x1a\x1e\x65mporium/common/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x01\n\x0eProductCreated\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x61tegory_id\x18\x04 \x01(\t\x12(\n\x05price\x18\x05 \x01(\x0b\x32\x19.emporium.common.v1.Money\x12.\n\noccur_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbb\x01\n\x0cPriceChanged\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12,\n\told_price\x18\x03 \x01(\x0b\x32\x19.emporium.common.v1.Money\x12,\n\tnew_price\x18\x04 \x01(\x0b\x32\x19.emporium.common.v1.Money\x12.\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\x0eProductUpdated\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,4 +37,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRODUCTCREATED']._serialized_end=297
   _globals['_PRICECHANGED']._serialized_start=300
   _globals['_PRICECHANGED']._serialized_end=487
+  _globals['_PRODUCTUPDATED']._serialized_start=489
+  _globals['_PRODUCTUPDATED']._serialized_end=586
 # @@protoc_insertion_point(module_scope)

@@ -107,3 +107,37 @@ class PriceChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PriceChanged: _TypeAlias = PriceChanged  # noqa: Y015
+
+@_typing.final
+class ProductUpdated(_message.Message):
+    """Published when any of a product's fields changed (name, description, category, price,
+    image, whether it is listed): replicas holding products in memory reload it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    product_id: _builtins.str
+    """The product."""
+    sku: _builtins.str
+    """Its stock keeping unit."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp:
+        """When it changed."""
+
+    def __init__(
+        self,
+        *,
+        product_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time", "product_id", b"product_id", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProductUpdated: _TypeAlias = ProductUpdated  # noqa: Y015

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file emporium/catalog/v1/events.proto.
  */
 export const file_emporium_catalog_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiBlbXBvcml1bS9jYXRhbG9nL3YxL2V2ZW50cy5wcm90bxITZW1wb3JpdW0uY2F0YWxvZy52MSKuAQoOUHJvZHVjdENyZWF0ZWQSEgoKcHJvZHVjdF9pZBgBIAEoCRILCgNza3UYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtjYXRlZ29yeV9pZBgEIAEoCRIoCgVwcmljZRgFIAEoCzIZLmVtcG9yaXVtLmNvbW1vbi52MS5Nb25leRIuCgpvY2N1cl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK7AQoMUHJpY2VDaGFuZ2VkEhIKCnByb2R1Y3RfaWQYASABKAkSCwoDc2t1GAIgASgJEiwKCW9sZF9wcmljZRgDIAEoCzIZLmVtcG9yaXVtLmNvbW1vbi52MS5Nb25leRIsCgluZXdfcHJpY2UYBCABKAsyGS5lbXBvcml1bS5jb21tb24udjEuTW9uZXkSLgoKb2NjdXJfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCywEKF2NvbS5lbXBvcml1bS5jYXRhbG9nLnYxQgtFdmVudHNQcm90b1ABWjVlbXBvcml1bS5leGFtcGxlL2dlbi9nby9lbXBvcml1bS9jYXRhbG9nL3YxO2NhdGFsb2d2MaICA0VDWKoCE0VtcG9yaXVtLkNhdGFsb2cuVjHKAhNFbXBvcml1bVxDYXRhbG9nXFYx4gIfRW1wb3JpdW1cQ2F0YWxvZ1xWMVxHUEJNZXRhZGF0YeoCFUVtcG9yaXVtOjpDYXRhbG9nOjpWMWIGcHJvdG8z", [file_emporium_common_v1_money, file_google_protobuf_timestamp]);
+  fileDesc("CiBlbXBvcml1bS9jYXRhbG9nL3YxL2V2ZW50cy5wcm90bxITZW1wb3JpdW0uY2F0YWxvZy52MSKuAQoOUHJvZHVjdENyZWF0ZWQSEgoKcHJvZHVjdF9pZBgBIAEoCRILCgNza3UYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtjYXRlZ29yeV9pZBgEIAEoCRIoCgVwcmljZRgFIAEoCzIZLmVtcG9yaXVtLmNvbW1vbi52MS5Nb25leRIuCgpvY2N1cl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK7AQoMUHJpY2VDaGFuZ2VkEhIKCnByb2R1Y3RfaWQYASABKAkSCwoDc2t1GAIgASgJEiwKCW9sZF9wcmljZRgDIAEoCzIZLmVtcG9yaXVtLmNvbW1vbi52MS5Nb25leRIsCgluZXdfcHJpY2UYBCABKAsyGS5lbXBvcml1bS5jb21tb24udjEuTW9uZXkSLgoKb2NjdXJfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYQoOUHJvZHVjdFVwZGF0ZWQSEgoKcHJvZHVjdF9pZBgBIAEoCRILCgNza3UYAiABKAkSLgoKb2NjdXJfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCywEKF2NvbS5lbXBvcml1bS5jYXRhbG9nLnYxQgtFdmVudHNQcm90b1ABWjVlbXBvcml1bS5leGFtcGxlL2dlbi9nby9lbXBvcml1bS9jYXRhbG9nL3YxO2NhdGFsb2d2MaICA0VDWKoCE0VtcG9yaXVtLkNhdGFsb2cuVjHKAhNFbXBvcml1bVxDYXRhbG9nXFYx4gIfRW1wb3JpdW1cQ2F0YWxvZ1xWMVxHUEJNZXRhZGF0YeoCFUVtcG9yaXVtOjpDYXRhbG9nOjpWMWIGcHJvdG8z", [file_emporium_common_v1_money, file_google_protobuf_timestamp]);
 
 /**
  * Published when a product was created.
@@ -120,4 +120,40 @@ export type PriceChanged = Message<"emporium.catalog.v1.PriceChanged"> & {
  */
 export const PriceChangedSchema: GenMessage<PriceChanged> = /*@__PURE__*/
   messageDesc(file_emporium_catalog_v1_events, 1);
+
+/**
+ * Published when any of a product's fields changed (name, description, category, price,
+ * image, whether it is listed): replicas holding products in memory reload it.
+ *
+ * @generated from message emporium.catalog.v1.ProductUpdated
+ */
+export type ProductUpdated = Message<"emporium.catalog.v1.ProductUpdated"> & {
+  /**
+   * The product.
+   *
+   * @generated from field: string product_id = 1;
+   */
+  productId: string;
+
+  /**
+   * Its stock keeping unit.
+   *
+   * @generated from field: string sku = 2;
+   */
+  sku: string;
+
+  /**
+   * When it changed.
+   *
+   * @generated from field: google.protobuf.Timestamp occur_time = 3;
+   */
+  occurTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message emporium.catalog.v1.ProductUpdated.
+ * Use `create(ProductUpdatedSchema)` to create a new message.
+ */
+export const ProductUpdatedSchema: GenMessage<ProductUpdated> = /*@__PURE__*/
+  messageDesc(file_emporium_catalog_v1_events, 2);
 

@@ -1,27 +1,9 @@
-"""Client resilience per downstream: a circuit breaker and a bulkhead, as grpc.aio interceptors.
-
-Open every channel to another service with its guard::
-
-    open_channel(settings.target("inventory"), interceptors=guard("inventory", settings, metrics))
-
-- **Bulkhead**: at most ``max_concurrent`` calls to the downstream in flight; the next one
-  fails at once with RESOURCE_EXHAUSTED instead of queueing behind a slow dependency.
-- **Circuit breaker**: CLOSED counts consecutive failures (UNAVAILABLE, DEADLINE_EXCEEDED,
-  RESOURCE_EXHAUSTED, INTERNAL, UNKNOWN; any other code proves the downstream is alive and
-  resets the count). At ``failure_threshold`` it opens: calls fail at once with UNAVAILABLE
-  without touching the network. After ``reset_timeout`` seconds it is HALF_OPEN: one probe
-  goes through (the others still fail fast); its success closes the breaker, its failure
-  opens it again for another ``reset_timeout``.
-
-The state is exported as ``emporium_circuit_breaker_state{downstream}`` (0 closed, 1 open,
-2 half-open), transitions as ``emporium_circuit_breaker_transitions_total`` and fail-fast
-rejections as ``emporium_client_rejected_total{downstream,reason}``.
-"""
+"""The gates (breaker, bulkhead) as grpc.aio client interceptors, and :func:`guard`, which
+composes them per downstream with their metrics."""
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 import weakref
@@ -35,135 +17,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.platform.config import Settings
 from services.platform.metrics import Metrics
+from services.platform.resilience.breaker import BreakerState, CircuitBreaker, Clock
+from services.platform.resilience.bulkhead import Bulkhead
 
 log = logging.getLogger("emporium.resilience")
-
-Clock = Callable[[], float]
-
-#: Codes that say the downstream is unhealthy (or overloaded), as opposed to a business answer.
-FAILURE_CODES = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
-    }
-)
-
-
-class BreakerState(enum.IntEnum):
-    """The value of the state gauge."""
-
-    CLOSED = 0
-    OPEN = 1
-    HALF_OPEN = 2
-
-
-Transition = Callable[[BreakerState, BreakerState], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Permit:
-    """Leave to make one call; ``probe`` marks the single half-open trial call."""
-
-    probe: bool
-
-
-class CircuitBreaker:
-    """The breaker's state machine, free of I/O (the clock is injected)."""
-
-    def __init__(
-        self,
-        *,
-        failure_threshold: int,
-        reset_timeout: float,
-        clock: Clock = time.monotonic,
-        on_transition: Transition | None = None,
-    ) -> None:
-        if failure_threshold < 1:
-            raise ValueError("failure_threshold must be at least 1")
-        self.failure_threshold = failure_threshold
-        self.reset_timeout = reset_timeout
-        self._clock = clock
-        self._on_transition = on_transition
-        self._state = BreakerState.CLOSED
-        self._failures = 0
-        self._opened_at = 0.0
-        self._probing = False
-
-    @property
-    def state(self) -> BreakerState:
-        return self._state
-
-    @property
-    def consecutive_failures(self) -> int:
-        return self._failures
-
-    def acquire(self) -> Permit | None:
-        """A permit for one call, or ``None`` when the call must fail fast."""
-        if self._state is BreakerState.CLOSED:
-            return Permit(probe=False)
-        if self._state is BreakerState.OPEN:
-            if self._clock() - self._opened_at < self.reset_timeout:
-                return None
-            self._move(BreakerState.HALF_OPEN)
-        if self._probing:
-            return None
-        self._probing = True
-        return Permit(probe=True)
-
-    def record(self, permit: Permit, code: grpc.StatusCode) -> None:
-        """The outcome of a call made with ``permit``."""
-        failed = code in FAILURE_CODES
-        if permit.probe:
-            self._probing = False
-            if code is grpc.StatusCode.CANCELLED:
-                return  # the caller gave up: no verdict; the next call probes again
-            if failed:
-                self._open()
-            else:
-                self._failures = 0
-                self._move(BreakerState.CLOSED)
-            return
-        if self._state is not BreakerState.CLOSED:
-            return  # a call started before the breaker opened: its verdict is stale
-        if not failed:
-            if code is not grpc.StatusCode.CANCELLED:
-                self._failures = 0
-            return
-        self._failures += 1
-        if self._failures >= self.failure_threshold:
-            self._open()
-
-    def _open(self) -> None:
-        self._opened_at = self._clock()
-        self._move(BreakerState.OPEN)
-
-    def _move(self, new: BreakerState) -> None:
-        old, self._state = self._state, new
-        if old is not new and self._on_transition is not None:
-            self._on_transition(old, new)
-
-
-class Bulkhead:
-    """A bounded number of concurrent calls; no queue, the excess is refused."""
-
-    def __init__(self, max_concurrent: int) -> None:
-        if max_concurrent < 1:
-            raise ValueError("max_concurrent must be at least 1")
-        self.max_concurrent = max_concurrent
-        self.in_flight = 0
-
-    def try_acquire(self) -> bool:
-        if self.in_flight >= self.max_concurrent:
-            return False
-        self.in_flight += 1
-        return True
-
-    def release(self) -> None:
-        self.in_flight = max(0, self.in_flight - 1)
-
 
 # --- interceptors ------------------------------------------------------------------------
 #
@@ -177,8 +34,28 @@ Settle = Callable[[grpc.StatusCode], None]
 _settling: set[asyncio.Task[grpc.StatusCode]] = set()
 
 
-def _rejected(code: grpc.StatusCode, details: str) -> aio.AioRpcError:
-    return aio.AioRpcError(code, aio.Metadata(), aio.Metadata(), details=details)
+#: Trailing metadata of a call refused by an open breaker: milliseconds until the probe.
+RETRY_AFTER_KEY = "emporium-retry-after-ms"
+
+
+def _rejected(
+    code: grpc.StatusCode, details: str, retry_after: float | None = None
+) -> aio.AioRpcError:
+    trailing = aio.Metadata()
+    if retry_after is not None:
+        trailing = aio.Metadata((RETRY_AFTER_KEY, str(int(retry_after * 1000))))
+    return aio.AioRpcError(code, aio.Metadata(), trailing, details=details)
+
+
+def retry_after(error: BaseException) -> float | None:
+    """Seconds to wait before retrying a call that a breaker refused (``None`` for any other
+    failure)."""
+    if not isinstance(error, aio.AioRpcError):
+        return None
+    for key, value in error.trailing_metadata() or ():
+        if key == RETRY_AFTER_KEY and isinstance(value, str) and value.isdigit():
+            return int(value) / 1000
+    return None
 
 
 class Gate(Protocol):
@@ -207,7 +84,9 @@ class BreakerGate:
         if permit is None:
             self._on_reject()
             raise _rejected(
-                grpc.StatusCode.UNAVAILABLE, f"circuit breaker for {self.downstream} is open"
+                grpc.StatusCode.UNAVAILABLE,
+                f"circuit breaker for {self.downstream} is open",
+                retry_after=self.breaker.retry_after(),
             )
         return lambda code: self.breaker.record(permit, code)
 

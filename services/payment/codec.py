@@ -1,13 +1,16 @@
-"""Payment's domain objects as protobuf messages: the API's Payment and the events."""
+"""Payment's conversions: domain ↔ protobuf (the API's Payment, the events) and table rows."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from emporium.common.v1 import money_pb2
 from emporium.payment.v1 import events_pb2 as events
 from emporium.payment.v1 import payment_service_pb2 as pb
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.payment.domain import Money, Payment
+from services.payment.domain import DeclineReason, Money, Payment, PaymentStatus, Refund
+from services.platform.clock import timestamp
+from services.platform.db import Row
 
 
 def money(value: Money) -> money_pb2.Money:
@@ -16,12 +19,6 @@ def money(value: Money) -> money_pb2.Money:
 
 def minor(amount_minor: int, currency: str) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=amount_minor, currency_code=currency)
-
-
-def timestamp(micros: int) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromMicroseconds(micros)
-    return stamp
 
 
 def payment(p: Payment) -> pb.Payment:
@@ -87,3 +84,46 @@ def refunded(p: Payment, amount: Money, reason: str) -> events.PaymentRefunded:
         reason=reason,
         occur_time=timestamp(p.updated_at_us),
     )
+
+
+# -- rows --------------------------------------------------------------------------------
+
+
+def payment_from_row(m: Row) -> Payment:
+    return Payment(
+        payment_id=m["payment_id"],
+        idempotency_key=m["idempotency_key"],
+        order_id=m["order_id"],
+        amount=Money(m["amount_minor"], m["currency"]),
+        status=PaymentStatus(m["status"]),
+        decline_reason=DeclineReason(m["decline_reason"]),
+        card_last4=m["card_last4"],
+        captured_minor=m["captured_minor"],
+        refunded_minor=m["refunded_minor"],
+        created_at_us=m["created_at_us"],
+        updated_at_us=m["updated_at_us"],
+        expires_at_us=m["expires_at_us"],
+    )
+
+
+def refund_from_row(m: Row) -> Refund:
+    requested = m["requested_minor"]
+    return Refund(
+        refund_id=m["refund_id"],
+        payment_id=m["payment_id"],
+        idempotency_key=m["idempotency_key"],
+        requested=None if requested is None else Money(requested, m["currency"]),
+        amount=Money(m["amount_minor"], m["currency"]),
+        reason=m["reason"],
+        created_at_us=m["created_at_us"],
+    )
+
+
+def payment_state(payment: Payment) -> dict[str, Any]:
+    return {
+        "status": payment.status.value,
+        "decline_reason": payment.decline_reason.value,
+        "captured_minor": payment.captured_minor,
+        "refunded_minor": payment.refunded_minor,
+        "updated_at_us": payment.updated_at_us,
+    }

@@ -1,4 +1,4 @@
-"""Domain objects as protobuf messages: API resources and the events inventory publishes."""
+"""Inventory's conversions: domain ↔ protobuf (API resources, events) and table rows."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from collections.abc import Iterable
 
 from emporium.inventory.v1 import events_pb2 as events
 from emporium.inventory.v1 import inventory_service_pb2 as pb
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.inventory.domain import AdjustStock, Line, Reservation, Status, StockLevel
+from services.platform.clock import timestamp
+from services.platform.db import Row
 
 _STATUS: dict[Status, pb.ReservationStatus.ValueType] = {
     Status.RESERVED: pb.RESERVATION_STATUS_RESERVED,
@@ -17,12 +18,6 @@ _STATUS: dict[Status, pb.ReservationStatus.ValueType] = {
     Status.COMMITTED: pb.RESERVATION_STATUS_COMMITTED,
     Status.EXPIRED: pb.RESERVATION_STATUS_EXPIRED,
 }
-
-
-def timestamp(us: int) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromMicroseconds(us)
-    return stamp
 
 
 def lines_from(protos: Iterable[pb.ReservationLine]) -> tuple[Line, ...]:
@@ -107,4 +102,26 @@ def stock_adjusted(command: AdjustStock, level: StockLevel) -> events.StockAdjus
         reason=command.reason,
         available=level.available,
         occur_time=timestamp(level.updated_at_us),
+    )
+
+
+# -- rows --------------------------------------------------------------------------------
+
+
+def stock_from_row(row: Row) -> StockLevel:
+    return StockLevel(
+        row["sku"], row["available"], row["reserved"], row["sold"], row["updated_at_us"]
+    )
+
+
+def reservation_from_rows(row: Row, lines: list[Row]) -> Reservation:
+    return Reservation(
+        reservation_id=row["reservation_id"],
+        order_id=row["order_id"],
+        status=Status(row["status"]),
+        lines=tuple(Line(line["sku"], line["quantity"]) for line in lines),
+        unavailable_skus=tuple(line["sku"] for line in lines if line["unavailable"]),
+        expires_at_us=row["expires_at_us"],
+        created_at_us=row["created_at_us"],
+        updated_at_us=row["updated_at_us"],
     )
