@@ -189,7 +189,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         db,
         metrics,
         contexts=["fulfillment"],
-        handlers={fulfillment_events.ShipmentDispatched.DESCRIPTOR.full_name: shipments},
+        session_handlers={fulfillment_events.ShipmentDispatched.DESCRIPTOR.full_name: shipments},
     )
     on_start: list[Hook] = [*start_publishing, *start_consuming]
     on_stop: list[Hook] = [*stop_consuming, *stop_publishing]

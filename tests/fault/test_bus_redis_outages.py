@@ -132,8 +132,8 @@ async def test_commits_succeed_while_redis_is_down_and_the_backlog_drains_when_i
         await consumer.stop()
         await relay.stop()
 
-    assert slowest_commit < 0.5
-    assert caught_up_after < 3.0
+    assert slowest_commit < 1.5  # never waits on Redis (its connect timeout alone is 2 s)
+    assert caught_up_after < 5.0  # backoffs capped at 1 s (relay) and 2 s (consumer)
     assert sorted(await busapp.effect_event_ids(db)) == sorted(first + during)
 
 
