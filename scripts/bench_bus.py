@@ -35,11 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 from google.protobuf.wrappers_pb2 import StringValue  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 
 from services.platform import outbox  # noqa: E402
 from services.platform.config import load_settings  # noqa: E402
-from services.platform.db import OUTBOX_WRITTEN, Database  # noqa: E402
+from services.platform.db import Database, Transaction  # noqa: E402
 from services.platform.embedded_redis import EmbeddedRedis  # noqa: E402
 from services.platform.metrics import Metrics  # noqa: E402
 from services.platform.outbox import Envelope  # noqa: E402
@@ -50,11 +49,15 @@ PER_TRANSACTION = 100
 TICK_SECONDS = 0.005
 EVENT_TYPE = StringValue.DESCRIPTOR.full_name
 
-effects = sa.Table(
-    "effects",
-    outbox.metadata,
-    sa.Column("event_id", sa.String(36), primary_key=True),
-    sa.Column("value", sa.String(64), nullable=False),
+_EFFECT = sa.insert(
+    sa.Table(
+        "effects",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(36), nullable=False),
+        sa.Column("consumer", sa.String(64), nullable=False),
+        sa.Column("value", sa.String(200), nullable=False),
+    )
 )
 
 
@@ -63,10 +66,11 @@ def _now_us() -> int:
 
 
 async def _open(path: Path, redis_url: str, service: str) -> tuple[Database, Any]:
+    """A database with the outbox, the inbox and an ``effects`` table (the bus tests'
+    schema), and the settings of ``service`` pointing at it and at Redis."""
     url = f"sqlite+aiosqlite:///{path}"
     db = Database(url, ROOT / "tests" / "busapp" / "migrations")
-    async with db.engine.begin() as connection:
-        await connection.run_sync(outbox.metadata.create_all)
+    await db.migrate()
     settings = load_settings(service, {"REDIS_URL": redis_url, "DATABASE_URL": url})
     return db, settings
 
@@ -83,28 +87,10 @@ def _say(data: object) -> None:
 
 
 async def _commit(db: Database, name: str, first: int, count: int) -> None:
-    """Commits ``count`` outbox rows in one transaction with one multi-row INSERT (the
-    rows ``outbox.record`` writes, without its per-row statement, so that the producer's
-    own writes are not what the figure measures)."""
-    items = [
-        outbox.envelope(StringValue(value=f"{name}-{i}"), f"a{i % 64}")
-        for i in range(first, first + count)
-    ]
-    rows = [
-        {
-            "event_id": item.event_id,
-            "stream": CONTEXT,
-            "event_type": item.event_type,
-            "aggregate_id": item.aggregate_id,
-            "occurred_at_us": item.occurred_at_us,
-            "traceparent": item.traceparent,
-            "payload": item.payload,
-        }
-        for item in items
-    ]
-    async with db.transaction() as session:
-        await session.execute(sa.insert(outbox.outbox).values(rows))
-        session.info[OUTBOX_WRITTEN] = True  # what outbox.record flags: wakes the relay
+    """Commits ``count`` events in one transaction, with one multi-row outbox write."""
+    events = [(StringValue(value=f"{name}-{i}"), f"a{i % 64}") for i in range(first, first + count)]
+    async with db.write() as tx:
+        await outbox.SqlOutbox(tx, CONTEXT).record_many(events)
 
 
 async def produce(path: Path, redis_url: str) -> None:
@@ -144,9 +130,9 @@ class _Effects:
         self.done: dict[str, list[tuple[int, int]]] = {}
         self.progress = asyncio.Event()
 
-    async def handle(self, session: AsyncSession, envelope: Envelope) -> None:
+    async def handle(self, tx: Transaction, envelope: Envelope) -> None:
         value = StringValue.FromString(envelope.payload).value
-        await session.execute(sa.insert(effects).values(event_id=envelope.event_id, value=value))
+        await tx.execute(_EFFECT, {"event_id": envelope.event_id, "consumer": "c", "value": value})
         self.handled.append((value.rsplit("-", 1)[0], envelope.occurred_at_us))
 
     def committed(self) -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from emporium.catalog.v1 import catalog_service_pb2 as pb
 from emporium.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
-from grpc import aio
 
 from services.catalog.follower import CatalogFollower
 from services.catalog.handlers import Catalog
@@ -16,7 +15,6 @@ from services.platform import runner
 from services.platform.bus import Bus
 from services.platform.config import Settings
 from services.platform.db import Database
-from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics
 from services.platform.publishing import outbox_publishing
 from services.platform.server import ServiceDefinition
@@ -41,16 +39,13 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         start_publishing = [*start_publishing, follower.start]
         stop_publishing = [follower.stop, bus.close, *stop_publishing]
 
-    def register(server: aio.Server) -> None:
-        pb_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), server)
-
-    return ServiceDefinition(
-        name=settings.service,
-        register=register,
-        service_names=[SERVICE],
-        middlewares=runner.standard_middlewares(
-            settings, metrics, identity_verifier(settings), PUBLIC
-        ),
+    return runner.definition(
+        settings,
+        metrics,
+        CatalogServicer(catalog),
+        pb_grpc.add_CatalogServiceServicer_to_server,
+        SERVICE,
+        public_methods=PUBLIC,
         readiness=[db.ping],
         on_start=start_publishing,
         on_stop=[*stop_publishing, db.dispose],

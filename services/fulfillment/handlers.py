@@ -15,11 +15,11 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from emporium.fulfillment.v1 import events_pb2 as events
 from emporium.order.v1 import events_pb2 as order_events
 from google.protobuf import json_format
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.fulfillment import codec
 from services.fulfillment.carrier import Carrier, SimulatedCarrier
 from services.fulfillment.domain import (
     MAX_ID,
@@ -32,7 +32,6 @@ from services.fulfillment.domain import (
 from services.fulfillment.repository import ShipmentRepository
 from services.platform import auth, outbox
 from services.platform.clock import now_us as wall_clock_us
-from services.platform.clock import timestamp
 from services.platform.db import Database
 from services.platform.errors import FailedPrecondition, NotFound
 from services.platform.outbox import Envelope
@@ -41,8 +40,6 @@ log = logging.getLogger("emporium.fulfillment")
 
 STREAM = "fulfillment"
 ORDER_CONFIRMED = order_events.OrderConfirmed.DESCRIPTOR.full_name
-#: The order service may read every shipment (as may admins).
-ORDER_SERVICE = "service:order"
 
 EventHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 
@@ -96,23 +93,13 @@ def order_confirmed_handler(
         await outbox.record(
             session,
             STREAM,
-            events.ShipmentCreated(
-                shipment_id=shipment.shipment_id,
-                order_id=shipment.order_id,
-                occur_time=timestamp(shipment.created_at_us),
-            ),
+            codec.shipment_created(shipment),
             shipment.shipment_id,
         )
         await outbox.record(
             session,
             STREAM,
-            events.ShipmentDispatched(
-                shipment_id=shipment.shipment_id,
-                order_id=shipment.order_id,
-                carrier=shipment.carrier,
-                tracking_number=shipment.tracking_number,
-                occur_time=timestamp(now),
-            ),
+            codec.shipment_dispatched(shipment, now),
             shipment.shipment_id,
         )
 
@@ -121,12 +108,6 @@ def order_confirmed_handler(
 
 #: The effect of OrderConfirmed with the simulated carrier: ``(session, envelope) -> None``.
 handle_order_confirmed: EventHandler = order_confirmed_handler()
-
-
-def _may_read(caller: auth.Caller, shipment: Shipment) -> bool:
-    if caller.is_admin or (caller.is_service and caller.subject == ORDER_SERVICE):
-        return True
-    return caller.subject == shipment.user_id
 
 
 class Fulfillment:
@@ -169,6 +150,6 @@ class Fulfillment:
         query.validate()
         async with self._db.transaction() as session:
             shipment = await ShipmentRepository(session).by_order(query.order_id)
-        if shipment is None or not _may_read(caller, shipment):
+        if shipment is None or not auth.may_read(caller, shipment.user_id, "order"):
             raise NotFound("no shipment for this order")  # others' orders are not disclosed
         return shipment

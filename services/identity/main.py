@@ -6,7 +6,6 @@ from pathlib import Path
 
 from emporium.identity.v1 import identity_service_pb2 as pb
 from emporium.identity.v1 import identity_service_pb2_grpc as pb_grpc
-from grpc import aio
 
 from services.identity.domain import service_account_username
 from services.identity.handlers import Identity, load_signing_key
@@ -61,14 +60,14 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
 
     start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)
 
-    def register(server: aio.Server) -> None:
-        pb_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(identity), server)
-
-    return ServiceDefinition(
-        name=settings.service,
-        register=register,
-        service_names=[SERVICE],
-        middlewares=runner.standard_middlewares(settings, metrics, verifier, PUBLIC),
+    return runner.definition(
+        settings,
+        metrics,
+        IdentityServicer(identity),
+        pb_grpc.add_IdentityServiceServicer_to_server,
+        SERVICE,
+        public_methods=PUBLIC,
+        verifier=verifier,
         readiness=[db.ping],
         on_start=[bootstrap_accounts, *start_publishing],
         on_stop=[*stop_publishing, db.dispose],

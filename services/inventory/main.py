@@ -6,7 +6,6 @@ from pathlib import Path
 
 from emporium.inventory.v1 import inventory_service_pb2 as pb
 from emporium.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
-from grpc import aio
 
 from services.inventory.handlers import Inventory
 from services.inventory.repository import unit_of_work
@@ -14,7 +13,6 @@ from services.inventory.service import InventoryServicer
 from services.platform import runner
 from services.platform.config import Settings
 from services.platform.db import Database
-from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics
 from services.platform.publishing import outbox_publishing
 from services.platform.server import ServiceDefinition
@@ -37,16 +35,13 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
 
     start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)
 
-    def register(server: aio.Server) -> None:
-        pb_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(inventory), server)
-
-    return ServiceDefinition(
-        name=settings.service,
-        register=register,
-        service_names=[SERVICE],
-        middlewares=runner.standard_middlewares(
-            settings, metrics, identity_verifier(settings), PUBLIC
-        ),
+    return runner.definition(
+        settings,
+        metrics,
+        InventoryServicer(inventory),
+        pb_grpc.add_InventoryServiceServicer_to_server,
+        SERVICE,
+        public_methods=PUBLIC,
         readiness=[db.ping],
         on_start=[sweeper.start, *start_publishing],
         on_stop=[*stop_publishing, sweeper.stop, db.dispose],

@@ -15,7 +15,7 @@ from emporium.inventory.v1 import inventory_service_pb2_grpc as inventory_grpc
 from emporium.payment.v1 import payment_service_pb2 as payment_pb
 from emporium.payment.v1 import payment_service_pb2_grpc as payment_grpc
 
-from services.order import events as codec
+from services.order import codec
 from services.order.domain import Card, Money, Product
 from services.order.ports import (
     Authorization,

@@ -1,22 +1,22 @@
-"""The order service's use cases: place, read, list, cancel, watch, and record shipments."""
+"""The order service's commands: PlaceOrder and CancelOrder.
+
+The queries (GetOrder, ListOrders, WatchOrder) are in :mod:`services.order.queries`, the
+ShipmentDispatched handler in :mod:`services.order.shipments`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import astuple, dataclass
-
-from emporium.fulfillment.v1 import events_pb2 as fulfillment_events
-from sqlalchemy.ext.asyncio import AsyncSession
+from collections.abc import Callable
+from dataclasses import astuple
 
 from services.order.domain import Order, OrderStatus, PlaceOrder, price_lines
-from services.order.notifier import Notifier
 from services.order.ports import Catalog, Fulfillment, ShipmentDispatched
-from services.order.projector import OrderView, changes
+from services.order.projector import OrderView
+from services.order.queries import OrderQueries
 from services.order.repository import (
     DuplicateRequest,
     OnCommit,
@@ -34,26 +34,18 @@ from services.order.saga_store import (
     request_cancel,
 )
 from services.platform import deadlines
-from services.platform.auth import Caller
+from services.platform.auth import Caller, may_read
+from services.platform.clock import now_us as wall_clock_us
 from services.platform.db import Database
 from services.platform.errors import (
     FailedPrecondition,
     NotFound,
     Validator,
 )
-from services.platform.outbox import Envelope
-from services.platform.paging import PageTokens
 
 log = logging.getLogger("emporium.order")
 
-DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 MAX_REASON = 500
-#: ListOrders pages: after (created_at_us, order_id) of the last order, per caller.
-ORDER_PAGES = PageTokens("order.orders.v1", (int, str))
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def request_hash(command: PlaceOrder) -> str:
@@ -67,44 +59,31 @@ def request_hash(command: PlaceOrder) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One WatchOrder message: the order after a status change."""
-
-    order: OrderView
-    previous: OrderStatus | None
-    at_us: int
-
-
-class Orders:
+class OrderCommands:
     def __init__(
         self,
         db: Database,
         catalog: Catalog,
         fulfillment: Fulfillment,
         runner: SagaRunner,
-        notifier: Notifier,
+        queries: OrderQueries,
         lease: Lease,
         *,
         on_commit: OnCommit | None = None,
-        now_us: Callable[[], int] = _now_us,
+        now_us: Callable[[], int] = wall_clock_us,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-        poll_interval: float = 0.2,
         cancel_wait: float = 5.0,
     ) -> None:
         self._db = db
         self._catalog = catalog
         self._fulfillment = fulfillment
         self._runner = runner
-        self._notifier = notifier
+        self._queries = queries
         self._lease = lease
         self._on_commit = on_commit
         self._now_us = now_us
         self._new_id = new_id
-        self._poll = poll_interval
         self._cancel_wait = cancel_wait
-
-    # --- commands -------------------------------------------------------------------------
 
     async def place(self, caller: Caller, command: PlaceOrder) -> OrderView:
         """Prices the order, stores it with its saga in one transaction, starts the saga."""
@@ -125,13 +104,15 @@ class Orders:
                 )
                 await OrderStore(session, self._on_commit).append(Order(order_id), placed)
                 await create_saga(session, order_id, command.card, now, self._lease)
+                view = await OrderViews(session).get(order_id)
         except DuplicateRequest:  # a concurrent request with the same key won
             async with self._db.transaction() as session:
                 earlier = await OrderRequests(session).find(caller.subject, command.idempotency_key)
             assert earlier is not None
             return await self._replayed(caller, earlier, fingerprint)
         self._runner.start(order_id)
-        return OrderView.from_row(changes(placed, 1))
+        assert view is not None  # the projector wrote it in the same transaction
+        return view
 
     async def _replayed(
         self, caller: Caller, earlier: tuple[str, str], fingerprint: str
@@ -139,7 +120,7 @@ class Orders:
         earlier_hash, order_id = earlier
         if earlier_hash != fingerprint:
             raise FailedPrecondition("idempotency_key was already used for a different order")
-        return await self.get(caller, order_id)
+        return await self._queries.get(caller, order_id)
 
     async def cancel(self, caller: Caller, order_id: str, reason: str) -> OrderView:
         """Cancels a pending order (its saga compensates) or a confirmed one that fulfillment
@@ -171,7 +152,7 @@ class Orders:
         async with self._db.transaction() as session:
             saga = await lock_saga(session, order_id)
             order = await OrderStore(session).load(order_id)
-            if not order.exists or not _may_see(caller, order.user_id) or saga is None:
+            if not order.exists or not may_read(caller, order.user_id) or saga is None:
                 raise NotFound("no such order")
             if order.status is OrderStatus.CANCELLED:
                 return False  # idempotent
@@ -205,99 +186,7 @@ class Orders:
         left = deadlines.remaining()
         budget = self._cancel_wait if left is None else min(self._cancel_wait, left * 0.8)
         last: OrderView | None = None
-        async for change in self.watch(caller, order_id, timeout=budget):
+        async for change in self._queries.watch(caller, order_id, timeout=budget):
             last = change.order
         assert last is not None
         return last
-
-    async def record_shipment(self, session: AsyncSession, envelope: Envelope) -> None:
-        """Consumer handler of fulfillment's ShipmentDispatched: appends OrderShipped."""
-        dispatched = fulfillment_events.ShipmentDispatched.FromString(envelope.payload)
-        order_id = dispatched.order_id
-        saga = await lock_saga(session, order_id)
-        store = OrderStore(session, self._on_commit)
-        order = await store.load(order_id)
-        if not order.exists or order.status is OrderStatus.PENDING:
-            # Events of two streams may arrive out of order: retry until the order is confirmed.
-            raise FailedPrecondition(f"order {order_id} is not confirmed yet")
-        if order.status is OrderStatus.SHIPPED:
-            return
-        if order.status is OrderStatus.CONFIRMED and (
-            saga is None or saga._mapping["status"] != RUNNING
-        ):
-            shipped = order.ship(
-                dispatched.shipment_id,
-                dispatched.carrier,
-                dispatched.tracking_number,
-                dispatched.occur_time.ToMicroseconds() or self._now_us(),
-            )
-            await store.append(order, shipped)
-            return
-        log.warning(
-            "shipment dispatched for an order being cancelled or ended; not recorded",
-            extra={"order_id": order_id, "shipment_id": dispatched.shipment_id},
-        )
-
-    # --- queries --------------------------------------------------------------------------
-
-    async def get(self, caller: Caller, order_id: str) -> OrderView:
-        async with self._db.transaction() as session:
-            view = await OrderViews(session).get(order_id)
-        if view is None or not _may_see(caller, view.user_id):
-            raise NotFound("no such order")  # other users' orders are not disclosed
-        return view
-
-    async def list_orders(
-        self, caller: Caller, page_size: int, page_token: str
-    ) -> tuple[list[OrderView], str]:
-        v = Validator()
-        v.page_size(page_size, maximum=MAX_PAGE_SIZE)
-        v.raise_if_any()
-        limit = page_size or DEFAULT_PAGE_SIZE
-        position = ORDER_PAGES.decode(page_token, caller.subject)
-        after = None if position is None else (int(position[0]), str(position[1]))
-        async with self._db.transaction() as session:
-            views = await OrderViews(session).page(caller.subject, limit + 1, after)
-        if len(views) > limit:
-            last = views[limit - 1]
-            return views[:limit], ORDER_PAGES.encode(
-                (last.created_at_us, last.order_id), caller.subject
-            )
-        return views, ""
-
-    async def watch(
-        self, caller: Caller, order_id: str, *, timeout: float | None = None
-    ) -> AsyncIterator[Change]:
-        """The order now, then each status change until a final status (or ``timeout``)."""
-        loop_time = _monotonic()
-        view = await self.get(caller, order_id)
-        yield Change(view, None, view.updated_at_us)
-        while not view.status.is_final:
-            wait = self._poll
-            if timeout is not None:
-                left = timeout - (_monotonic() - loop_time)
-                if left <= 0:
-                    return
-                wait = min(wait, left)
-            wakeup = self._notifier.arm(order_id)
-            try:
-                async with self._db.transaction() as session:
-                    new = await OrderStore(session).events_after(order_id, view.version)
-                if not new:
-                    await self._notifier.wait(order_id, wakeup, wait)
-                    continue
-            finally:
-                self._notifier.disarm(order_id, wakeup)
-            for version, event in new:
-                previous = view.status
-                view = view.then(event, version)
-                if view.status is not previous:
-                    yield Change(view, previous, event.occurred_at_us)
-
-
-def _may_see(caller: Caller, owner: str) -> bool:
-    return caller.subject == owner or caller.is_admin
-
-
-def _monotonic() -> float:
-    return time.monotonic()

@@ -27,12 +27,14 @@ from services.order.downstream import (
     GrpcInventory,
     GrpcPayments,
 )
-from services.order.handlers import Orders
+from services.order.handlers import OrderCommands
 from services.order.notifier import Notifier
+from services.order.queries import OrderQueries
 from services.order.saga import Outcome, RetryPolicy, Saga
 from services.order.saga_runner import SagaRunner
 from services.order.saga_store import Lease, SqlSagaStore
 from services.order.service import OrderServicer
+from services.order.shipments import ShipmentRecorder
 from services.platform import runner
 from services.platform.clients import open_channel
 from services.platform.clock import now_us
@@ -168,12 +170,14 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         max_concurrent=settings.bulkhead_max_concurrent,
         drain_seconds=settings.seconds("EMPORIUM_SAGA_DRAIN_SECONDS", 5.0),
     )
-    orders = Orders(
+    shipments = ShipmentRecorder(committed)
+    queries = OrderQueries(db, notifier)
+    commands = OrderCommands(
         db,
         GrpcCatalog(catalog_grpc.CatalogServiceStub(catalog_channel)),
         GrpcFulfillment(fulfillment_grpc.FulfillmentServiceStub(fulfillment_channel)),
         sagas,
-        notifier,
+        queries,
         lease,
         on_commit=committed,
     )
@@ -185,9 +189,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         db,
         metrics,
         contexts=["fulfillment"],
-        handlers={
-            fulfillment_events.ShipmentDispatched.DESCRIPTOR.full_name: orders.record_shipment
-        },
+        session_handlers={fulfillment_events.ShipmentDispatched.DESCRIPTOR.full_name: shipments},
     )
     on_start: list[Hook] = [*start_publishing, *start_consuming]
     on_stop: list[Hook] = [*stop_consuming, *stop_publishing]
@@ -206,7 +208,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         await token.close()
 
     def register(server: aio.Server) -> None:
-        pb_grpc.add_OrderServiceServicer_to_server(OrderServicer(orders), server)
+        pb_grpc.add_OrderServiceServicer_to_server(OrderServicer(commands, queries), server)
 
     return ServiceDefinition(
         name=settings.service,
@@ -216,7 +218,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         readiness=readiness,
         on_start=on_start,
         on_stop=[sagas.stop, *on_stop, close_channels, db.dispose],
-        extra={"orders": orders, "sagas": sagas, "saga": saga},
+        extra={"sagas": sagas, "saga": saga},
     )
 
 

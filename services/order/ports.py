@@ -1,16 +1,20 @@
 """What the order needs from other services, in its own words.
 
 The saga and the handlers depend on these protocols only; :mod:`services.order.downstream`
-implements them over gRPC and the unit tests with fakes.
+implements the other services over gRPC, :mod:`services.order.saga_store` the saga's own
+persistence and leases, and the unit tests fakes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from services.order.domain import Card, Money, Product
+
+if TYPE_CHECKING:
+    from services.order.saga import SagaState
 
 #: A SKU and a quantity to reserve.
 SkuLine = tuple[str, int]
@@ -90,3 +94,33 @@ class Catalog(Protocol):
     async def products(self, product_ids: Sequence[str]) -> Mapping[str, Product]:
         """The known products among ``product_ids`` (unknown ids are simply absent)."""
         ...
+
+
+# --- the saga's own persistence -----------------------------------------------------------
+
+
+class SagaStore(Protocol):
+    async def load(self, order_id: str) -> SagaState | None:
+        """The saga of ``order_id`` unless it is unknown or has ended."""
+        ...
+
+    async def save(self, state: SagaState) -> SagaState:
+        """Persists the saga's own fields if ``state.version`` is still the stored one
+        (else raises :class:`~services.order.ports.LeaseLost`); returns the state with its
+        new version and the current cancel request."""
+        ...
+
+    async def finish(self, state: SagaState) -> None:
+        """Ends the order with ``state.outcome`` and ``state.reason`` and ends the saga (card
+        wiped), in one transaction, compare-and-set on the version like :meth:`save`.
+        Raises :class:`CancelRequested` instead of confirming an order whose cancellation
+        was requested."""
+        ...
+
+
+class Leases(Protocol):
+    async def renew(self, order_ids: Collection[str]) -> set[str]: ...
+
+    async def adopt(self, limit: int) -> list[str]: ...
+
+    async def release(self, order_ids: Collection[str]) -> None: ...

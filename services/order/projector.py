@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.order import events as codec
+from services.order import codec
 from services.order.domain import (
     STATUS_AFTER,
     Address,

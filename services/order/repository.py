@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from services.order import events as codec
+from services.order import codec
 from services.order.domain import Event, Order
 from services.order.projector import OrderView, project
 from services.order.tables import order_events, order_requests, order_views

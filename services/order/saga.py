@@ -18,10 +18,9 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 from services.order.domain import Card, Money
-from services.order.ports import Inventory, Payments, SkuLine, StepFailed
+from services.order.ports import Inventory, Payments, SagaStore, SkuLine, StepFailed
 from services.platform.clock import now_us as wall_clock_us
 from services.platform.retry import backoff_delay
 
@@ -84,25 +83,6 @@ class CancelRequested(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class SagaStore(Protocol):
-    async def load(self, order_id: str) -> SagaState | None:
-        """The saga of ``order_id`` unless it is unknown or has ended."""
-        ...
-
-    async def save(self, state: SagaState) -> SagaState:
-        """Persists the saga's own fields if ``state.version`` is still the stored one
-        (else raises :class:`~services.order.ports.LeaseLost`); returns the state with its
-        new version and the current cancel request."""
-        ...
-
-    async def finish(self, state: SagaState) -> None:
-        """Ends the order with ``state.outcome`` and ``state.reason`` and ends the saga (card
-        wiped), in one transaction, compare-and-set on the version like :meth:`save`.
-        Raises :class:`CancelRequested` instead of confirming an order whose cancellation
-        was requested."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,22 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection
-from typing import Protocol
 
-from services.order.ports import LeaseLost
+from services.order.ports import LeaseLost, Leases
 from services.order.saga import Halted, Saga
 from services.platform import auth, deadlines
 
 log = logging.getLogger("emporium.order.saga")
-
-
-class Leases(Protocol):
-    async def renew(self, order_ids: Collection[str]) -> set[str]: ...
-
-    async def adopt(self, limit: int) -> list[str]: ...
-
-    async def release(self, order_ids: Collection[str]) -> None: ...
 
 
 class SagaRunner:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from emporium.order.v1 import order_service_pb2 as pb
 from emporium.order.v1 import order_service_pb2_grpc as pb_grpc
-from grpc import aio
 
-from services.order import events as codec
+from services.order import codec
 from services.order.domain import Card, OrderStatus, PlaceOrder, RequestedLine
-from services.order.handlers import Orders
+from services.order.handlers import OrderCommands
 from services.order.projector import OrderView
+from services.order.queries import OrderQueries
 from services.platform import auth
-
-Context = aio.ServicerContext[Any, Any]
+from services.platform.clock import timestamp
+from services.platform.types import Context
 
 
 def status_proto(status: OrderStatus | None) -> pb.OrderStatus.ValueType:
@@ -34,8 +33,8 @@ def order_proto(view: OrderView) -> pb.Order:
         rejection_reason=view.reason,
         payment_id=view.payment_id,
         shipment_id=view.shipment_id,
-        create_time=codec.timestamp(view.created_at_us),
-        update_time=codec.timestamp(view.updated_at_us),
+        create_time=timestamp(view.created_at_us),
+        update_time=timestamp(view.updated_at_us),
         version=view.version,
         shipping_address=codec.address_proto(view.address),
     )
@@ -52,23 +51,24 @@ def place_command(request: pb.PlaceOrderRequest) -> PlaceOrder:
 
 
 class OrderServicer(pb_grpc.OrderServiceServicer):
-    def __init__(self, orders: Orders) -> None:
-        self._orders = orders
+    def __init__(self, commands: OrderCommands, queries: OrderQueries) -> None:
+        self._commands = commands
+        self._queries = queries
 
     async def PlaceOrder(
         self, request: pb.PlaceOrderRequest, context: Context
     ) -> pb.PlaceOrderResponse:
-        view = await self._orders.place(auth.current_caller(), place_command(request))
+        view = await self._commands.place(auth.current_caller(), place_command(request))
         return pb.PlaceOrderResponse(order=order_proto(view))
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.GetOrderResponse:
-        view = await self._orders.get(auth.current_caller(), request.order_id)
+        view = await self._queries.get(auth.current_caller(), request.order_id)
         return pb.GetOrderResponse(order=order_proto(view))
 
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: Context
     ) -> pb.ListOrdersResponse:
-        views, token = await self._orders.list_orders(
+        views, token = await self._queries.list_orders(
             auth.current_caller(), request.page_size, request.page_token
         )
         return pb.ListOrdersResponse(
@@ -78,16 +78,16 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: Context
     ) -> pb.CancelOrderResponse:
-        view = await self._orders.cancel(auth.current_caller(), request.order_id, request.reason)
+        view = await self._commands.cancel(auth.current_caller(), request.order_id, request.reason)
         return pb.CancelOrderResponse(order=order_proto(view))
 
     async def WatchOrder(
         self, request: pb.WatchOrderRequest, context: Context
     ) -> AsyncIterator[pb.WatchOrderResponse]:
-        async for change in self._orders.watch(auth.current_caller(), request.order_id):
+        async for change in self._queries.watch(auth.current_caller(), request.order_id):
             yield pb.WatchOrderResponse(
                 order=order_proto(change.order),
                 previous_status=status_proto(change.previous),
                 status=status_proto(change.order.status),
-                change_time=codec.timestamp(change.at_us),
+                change_time=timestamp(change.at_us),
             )

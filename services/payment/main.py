@@ -6,7 +6,6 @@ from pathlib import Path
 
 from emporium.payment.v1 import payment_service_pb2 as pb
 from emporium.payment.v1 import payment_service_pb2_grpc as pb_grpc
-from grpc import aio
 
 from services.payment.handlers import DEFAULT_HOLD_SECONDS, Payments
 from services.payment.processor import SimulatedProcessor
@@ -15,7 +14,6 @@ from services.payment.service import PaymentServicer
 from services.platform import runner
 from services.platform.config import Settings
 from services.platform.db import Database
-from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics
 from services.platform.publishing import outbox_publishing
 from services.platform.server import ServiceDefinition
@@ -49,16 +47,12 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     )
     sweeper = Sweeper(payments.expire_due, sweep_interval, "payment-holds")
 
-    def register(server: aio.Server) -> None:
-        pb_grpc.add_PaymentServiceServicer_to_server(PaymentServicer(payments), server)
-
-    return ServiceDefinition(
-        name=settings.service,
-        register=register,
-        service_names=[SERVICE],
-        middlewares=runner.standard_middlewares(
-            settings, metrics, identity_verifier(settings), public_methods=[]
-        ),
+    return runner.definition(
+        settings,
+        metrics,
+        PaymentServicer(payments),
+        pb_grpc.add_PaymentServiceServicer_to_server,
+        SERVICE,
         readiness=[db.ping],
         on_start=[sweeper.start, *on_start],
         on_stop=[*stop_publishing, sweeper.stop, db.dispose],

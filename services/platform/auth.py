@@ -59,6 +59,14 @@ def current_caller() -> Caller:
     return caller
 
 
+def may_read(caller: Caller, owner_id: str, *services: str) -> bool:
+    """The owner-or-admin rule: a user reads what is theirs, an admin everything, and the
+    named services (by token subject ``service:<name>``) what they need."""
+    if caller.subject == owner_id or caller.is_admin:
+        return True
+    return caller.is_service and caller.subject in {f"service:{name}" for name in services}
+
+
 def require_admin() -> Caller:
     caller = current_caller()
     if not caller.is_admin:

@@ -37,7 +37,15 @@ from services.platform.bus import (
     decode,
     is_transient,
 )
-from services.platform.bus.applying import Applier, Handler, Outcome, Ready, key_of
+from services.platform.bus.applying import (
+    Applier,
+    Handler,
+    Outcome,
+    Ready,
+    SessionHandler,
+    key_of,
+)
+from services.platform.bus.dead_letters import aggregate_key
 from services.platform.bus.metrics import ConsumerReport
 from services.platform.bus.ordering import AggregateQueue
 from services.platform.db import Database
@@ -45,7 +53,7 @@ from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
 from services.platform.retry import Backoff, backoff_delay
 
-__all__ = ["Consumer", "Handler"]
+__all__ = ["Consumer", "Handler", "SessionHandler"]
 
 log = logging.getLogger("emporium.consumer")
 
@@ -58,7 +66,8 @@ class Consumer:
     """Reads ``streams`` as consumer ``consumer_name`` of ``group`` and applies handlers.
 
     ``handlers`` are keyed by full proto type name (``Envelope.event_type``) and run
-    inside the consumer's transaction; events of other types are acknowledged and
+    inside the consumer's transaction (``db.write()``; ``session_handlers`` instead for
+    handlers still on an SQLAlchemy session); events of other types are acknowledged and
     recorded as processed. ``after_commit`` runs after a batch's transactions commit and
     before its entries are acknowledged. The default consumer name is unique per process
     start, so a restarted process's leftovers are reclaimed like any dead consumer's.
@@ -76,7 +85,8 @@ class Consumer:
         *,
         group: str,
         streams: Sequence[str],
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler] | None = None,
+        session_handlers: Mapping[str, SessionHandler] | None = None,
         consumer_name: str | None = None,
         max_deliveries: int = 5,
         claim_idle_ms: int = 30_000,
@@ -92,6 +102,8 @@ class Consumer:
     ) -> None:
         if not streams:
             raise ValueError("a consumer needs at least one stream")
+        if (handlers is None) == (session_handlers is None):
+            raise ValueError("give handlers (on Transaction) or session_handlers, not both")
         if max_deliveries < 1 or batch < 1 or claim_idle_ms < 1:
             raise ValueError("max_deliveries, batch and claim_idle_ms must be positive")
         self.db = db
@@ -107,7 +119,12 @@ class Consumer:
         self._member = GroupMember(bus, group, self.name, self.streams)
         self._dead = DeadLetters(bus, group)
         self._applier = Applier(
-            db, group, handlers, tracer or trace.get_tracer("emporium.bus"), transient
+            db,
+            group,
+            handlers if handlers is not None else session_handlers or {},
+            tracer or trace.get_tracer("emporium.bus"),
+            lambda exc: transient(exc) or db.is_transient(exc),
+            sessions=session_handlers is not None,
         )
         self._report = ConsumerReport(bus_metrics(metrics), group)
         self._after_commit = after_commit
@@ -115,8 +132,7 @@ class Consumer:
         # (stream, entry id) -> (when to retry, min idle ms for XCLAIM)
         self._retries: dict[_Entry, tuple[float, int]] = {}
         self._order = AggregateQueue()  # later events of an aggregate wait behind a failure
-        # Committed, to be acknowledged with the next read.
-        self._acks: dict[str, list[str]] = defaultdict(list)
+        self._parked_now: set[str] = set()  # aggregates dead-lettered in this round
         self._reclaim_every = min(max(claim_idle_ms / 2000, 0.05), 10.0)
         self._next_reclaim = 0.0
         self._stopping = False
@@ -145,7 +161,7 @@ class Consumer:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         with contextlib.suppress(Exception):  # else they are redelivered, and skipped
-            await self._flush_acks()
+            await self._member.flush_acks()
 
     # The loop -----------------------------------------------------------------
 
@@ -189,25 +205,11 @@ class Consumer:
         if self._retries:
             due = min(at for at, _ in self._retries.values()) - time.monotonic()
             block = min(block, int(due * 1000))
-        acks, self._acks = self._acks, defaultdict(list)
         self._interruptible = True
         try:
-            return await self._member.read_new(self.batch, block, acks)
-        except BaseException:
-            for stream, ids in acks.items():  # not known to have arrived: send them again
-                self._acks[stream][:0] = ids
-            raise
+            return await self._member.read_new(self.batch, block)
         finally:
             self._interruptible = False
-
-    async def _flush_acks(self) -> None:
-        acks, self._acks = self._acks, defaultdict(list)
-        try:
-            await self._member.ack(acks)
-        except BaseException:
-            for stream, ids in acks.items():
-                self._acks[stream][:0] = ids
-            raise
 
     def _busy(self, stream: str, entry_id: str) -> bool:
         """Whether this member holds the entry in memory (a retry, or waiting behind one)."""
@@ -215,7 +217,7 @@ class Consumer:
 
     async def _recover_own_pending(self) -> None:
         """Resume what this member read but never acknowledged (after an outage)."""
-        await self._flush_acks()
+        await self._member.flush_acks()
         for stream in self.streams:
             after: str | None = None
             for _ in range(1000):  # bounded: at most 1000 batches per recovery
@@ -262,10 +264,12 @@ class Consumer:
         released: list[Delivery] = []
         error: BaseException | None = None
         committed = False
-        for start in range(0, len(entries), self.transaction_batch):
-            # Admitted chunk by chunk: a failure in one holds back its aggregate's later
-            # events in the next.
-            chunk = await self._admit(entries[start : start + self.transaction_batch], done)
+        self._parked_now.clear()
+        ready = await self._admit(entries, done)
+        for start in range(0, len(ready), self.transaction_batch):
+            # A failure in one chunk holds back its aggregate's later events in the next.
+            candidates = ready[start : start + self.transaction_batch]
+            chunk = [item for item in candidates if not await self._behind(*item)]
             outcomes, error = await self._applier.apply(chunk) if chunk else ([], None)
             for (entry, envelope), outcome in zip(chunk, outcomes, strict=False):
                 released += await self._settle(entry, envelope, outcome, done)
@@ -274,9 +278,7 @@ class Consumer:
                 break
         if committed and self._after_commit is not None:
             self._after_commit()
-        # Acknowledged with the next read (one round trip, one fsync); see _read_new.
-        for stream, ids in done.items():
-            self._acks[stream].extend(ids)
+        self._member.ack_later(done)  # with the next read: one round trip, one fsync
         if error is not None:
             raise error
         if released:
@@ -300,14 +302,23 @@ class Consumer:
                 reason = f"delivered {entry.deliveries} times without being acknowledged"
                 await self._park(entry, envelope.event_type, envelope.aggregate_id, reason)
                 continue
-            if self._order.must_wait(key_of(entry, envelope), entry):
-                continue
             ready.append((entry, envelope))
+        # One look at the blocked aggregates per round (one round trip).
         blocked = await self._dead.blocked(sorted({key_of(*item) for item in ready}))
         for entry, envelope in [item for item in ready if key_of(*item) in blocked]:
             reason = f"held behind a dead letter of {envelope.aggregate_id} on {entry.stream}"
             await self._park(entry, envelope.event_type, envelope.aggregate_id, reason)
         return [item for item in ready if key_of(*item) not in blocked]
+
+    async def _behind(self, entry: Delivery, envelope: Envelope) -> bool:
+        """Whether the entry must wait (held) or was parked behind its aggregate's failure
+        earlier in this round."""
+        key = key_of(entry, envelope)
+        if key in self._parked_now:
+            reason = f"held behind a dead letter of {envelope.aggregate_id} on {entry.stream}"
+            await self._park(entry, envelope.event_type, envelope.aggregate_id, reason)
+            return True
+        return self._order.must_wait(key, entry)
 
     async def _settle(
         self, entry: Delivery, envelope: Envelope, outcome: Outcome, done: dict[str, list[str]]
@@ -346,4 +357,6 @@ class Consumer:
         """Dead-letter the entry, with why (and block its aggregate); acks it."""
         reason = reason[:_REASON_LIMIT]
         await self._dead.park(entry, event_type, aggregate_id, reason)
+        if aggregate_id:
+            self._parked_now.add(aggregate_key(entry.stream, aggregate_id))
         self._report.dead_lettered(entry, event_type, reason)

@@ -18,11 +18,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from google.protobuf.wrappers_pb2 import StringValue
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import outbox
 from services.platform.bus import dead_letter_stream, decode
-from services.platform.db import Database
+from services.platform.db import Database, Transaction
 from services.platform.outbox import Envelope
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -35,6 +34,17 @@ effects = sa.Table(
     sa.Column("event_id", sa.String(36), nullable=False),
     sa.Column("consumer", sa.String(64), nullable=False),
     sa.Column("value", sa.String(200), nullable=False),
+)
+
+
+_EFFECT = sa.insert(effects)
+_EFFECT_VALUES = sa.select(effects.c.value).order_by(effects.c.id)
+_EFFECT_IDS = sa.select(effects.c.event_id).order_by(effects.c.id)
+_INBOX_IDS = sa.select(outbox.inbox.c.event_id)
+_UNPUBLISHED = (
+    sa.select(sa.func.count())
+    .select_from(outbox.outbox)
+    .where(outbox.outbox.c.published_at_us.is_(None))
 )
 
 
@@ -55,12 +65,12 @@ async def database(url: str) -> AsyncIterator[Database]:
 def effect_handler(group: str) -> Any:
     """A handler that records one effect row per call (and raises on poison)."""
 
-    async def handle(session: AsyncSession, envelope: Envelope) -> None:
+    async def handle(tx: Transaction, envelope: Envelope) -> None:
         value = StringValue.FromString(envelope.payload).value
         if value.startswith("poison"):
             raise PoisonError(f"cannot digest {value}")
-        await session.execute(
-            sa.insert(effects).values(event_id=envelope.event_id, consumer=group, value=value)
+        await tx.execute(
+            _EFFECT, {"event_id": envelope.event_id, "consumer": group, "value": value}
         )
 
     return handle
@@ -68,30 +78,32 @@ def effect_handler(group: str) -> Any:
 
 async def record_events(db: Database, context: str, values: list[str]) -> list[str]:
     """Commits one outbox row per value (one transaction); returns their event ids."""
-    async with db.transaction() as session:
-        return [
-            (await outbox.record(session, context, StringValue(value=value), value)).event_id
-            for value in values
-        ]
+    async with db.write() as tx:
+        recorded = await outbox.SqlOutbox(tx, context).record_many(
+            [(StringValue(value=value), value) for value in values]
+        )
+    return [item.event_id for item in recorded]
+
+
+async def effect_values(db: Database) -> list[str]:
+    """The effects' values, in the order they were applied."""
+    async with db.read() as tx:
+        return [row["value"] for row in await tx.fetch_all(_EFFECT_VALUES)]
 
 
 async def effect_event_ids(db: Database) -> list[str]:
-    async with db.transaction() as session:
-        return list((await session.scalars(sa.select(effects.c.event_id))).all())
+    async with db.read() as tx:
+        return [row["event_id"] for row in await tx.fetch_all(_EFFECT_IDS)]
 
 
 async def inbox_event_ids(db: Database) -> list[str]:
-    async with db.transaction() as session:
-        return list((await session.scalars(sa.select(outbox.inbox.c.event_id))).all())
+    async with db.read() as tx:
+        return [row["event_id"] for row in await tx.fetch_all(_INBOX_IDS)]
 
 
 async def unpublished(db: Database) -> int:
-    async with db.transaction() as session:
-        count = await session.scalar(
-            sa.select(sa.func.count())
-            .select_from(outbox.outbox)
-            .where(outbox.outbox.c.published_at_us.is_(None))
-        )
+    async with db.read() as tx:
+        count = await tx.scalar(_UNPUBLISHED)
     return int(count or 0)
 
 

@@ -11,14 +11,12 @@ import json
 import os
 import sys
 
-import sqlalchemy as sa
 from google.protobuf.wrappers_pb2 import StringValue
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import outbox
 from services.platform.bus import Bus, blocked_aggregates_key, dead_letter_stream, stream_name
 from services.platform.consumer import Consumer
-from services.platform.db import Database
+from services.platform.db import Database, Transaction
 from services.platform.embedded_redis import EmbeddedRedis
 from services.platform.outbox import Envelope
 from tests import busapp
@@ -58,18 +56,14 @@ class Switchable:
         self.fixed = False
         self._effect = busapp.effect_handler(group)
 
-    async def __call__(self, session: AsyncSession, envelope: Envelope) -> None:
+    async def __call__(self, tx: Transaction, envelope: Envelope) -> None:
         if not self.fixed and StringValue.FromString(envelope.payload).value.startswith("bad"):
             raise ValueError("no rule for this value")
-        await self._effect(session, envelope)
+        await self._effect(tx, envelope)
 
 
 async def applied_values(db: Database) -> list[str]:
-    async with db.transaction() as session:
-        rows = await session.execute(
-            sa.select(busapp.effects.c.value).order_by(busapp.effects.c.id)
-        )
-        return [row.value for row in rows]
+    return await busapp.effect_values(db)
 
 
 async def publish(bus: Bus, stream: str, values: list[tuple[str, str]]) -> list[str]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from google.protobuf.wrappers_pb2 import StringValue
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import outbox
 from services.platform.bus import Bus, DeadLetters, dead_letter_stream, stream_name
 from services.platform.consumer import Consumer
-from services.platform.db import Database
+from services.platform.db import Database, Transaction
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
 from services.platform.relay import OutboxRelay
@@ -24,9 +23,9 @@ async def test_a_poison_event_is_dead_lettered_after_max_deliveries_while_later_
     attempts: list[str] = []
     effect = busapp.effect_handler(group)
 
-    async def counting(session: AsyncSession, envelope: Envelope) -> None:
+    async def counting(tx: Transaction, envelope: Envelope) -> None:
         attempts.append(envelope.event_id)
-        await effect(session, envelope)
+        await effect(tx, envelope)
 
     metrics = Metrics("fulfillment")
     relay = OutboxRelay(db, bus)
@@ -85,7 +84,7 @@ async def test_an_entry_that_keeps_killing_its_consumers_is_dead_lettered_withou
         await bus.client.xclaim(stream, group, f"ghost-{i}", 0, [entry_id])
     ran: list[str] = []
 
-    async def handler(session: AsyncSession, envelope: Envelope) -> None:
+    async def handler(tx: Transaction, envelope: Envelope) -> None:
         ran.append(envelope.event_id)
 
     consumer = Consumer(
@@ -117,10 +116,10 @@ async def test_a_dead_letter_replayed_after_the_fix_is_applied_once(db: Database
     broken = True
     effect = busapp.effect_handler(group)
 
-    async def handler(session: AsyncSession, envelope: Envelope) -> None:
+    async def handler(tx: Transaction, envelope: Envelope) -> None:
         if broken:
             raise RuntimeError("bug in the handler")
-        await effect(session, envelope)
+        await effect(tx, envelope)
 
     [event_id] = await busapp.record_events(db, context, ["needs-the-fix"])
     await OutboxRelay(db, bus).drain()

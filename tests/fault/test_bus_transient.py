@@ -8,19 +8,16 @@ pending, its delivery count does not grow, and the event is applied after recove
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import sys
 from pathlib import Path
 
-import sqlalchemy as sa
 from google.protobuf.wrappers_pb2 import StringValue
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import outbox
 from services.platform.bus import Bus, dead_letter_stream, stream_name
 from services.platform.consumer import Consumer
-from services.platform.db import Database
+from services.platform.db import Database, DatabaseBusy, Transaction
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
 from tests import busapp
@@ -28,11 +25,7 @@ from tests.support.redis import unique
 
 
 async def _values(db: Database) -> list[str]:
-    async with db.transaction() as session:
-        rows = await session.execute(
-            sa.select(busapp.effects.c.value).order_by(busapp.effects.c.id)
-        )
-        return [row.value for row in rows]
+    return await busapp.effect_values(db)
 
 
 async def test_a_handler_whose_database_is_locked_is_retried_without_counting_deliveries(
@@ -43,13 +36,11 @@ async def test_a_handler_whose_database_is_locked_is_retried_without_counting_de
     effect = busapp.effect_handler(group)
     attempts: list[str] = []
 
-    async def locked_for_a_while(session: AsyncSession, envelope: Envelope) -> None:
+    async def locked_for_a_while(tx: Transaction, envelope: Envelope) -> None:
         attempts.append(envelope.event_id)
         if len(attempts) <= 8:  # far more than max_deliveries
-            raise OperationalError(
-                "INSERT INTO effects ...", {}, sqlite3.OperationalError("database is locked")
-            )
-        await effect(session, envelope)
+            raise DatabaseBusy()  # what db.write() raises when a lock outlasts its bound
+        await effect(tx, envelope)
 
     metrics = Metrics("fulfillment")
     items = [outbox.envelope(StringValue(value=f"v{i}"), "agg-1") for i in range(3)]

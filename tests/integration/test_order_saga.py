@@ -23,9 +23,9 @@ from emporium.payment.v1 import payment_service_pb2 as payment_pb
 
 from services.fulfillment import main as fulfillment_main
 from services.order import main as order_main
-from services.order.handlers import Orders
 from services.order.saga import Saga, Step
 from services.order.saga_runner import SagaRunner
+from services.order.shipments import ShipmentRecorder
 from services.platform import outbox
 from services.platform.db import Database
 from services.platform.embedded_redis import EmbeddedRedis
@@ -335,8 +335,7 @@ async def test_a_confirmed_order_ships_by_choreography(
 async def test_a_shipment_is_recorded_once_and_only_for_a_confirmed_order(
     shop: Shop, gate: Callable[[Step], Gate]
 ) -> None:
-    orders = shop.order_service.host.definition.extra["orders"]
-    assert isinstance(orders, Orders)
+    record = ShipmentRecorder()  # what the order service's consumer runs
     product = await shop.product()
     who = shop.user()
     held = gate(Step.RESERVE)
@@ -352,12 +351,12 @@ async def test_a_shipment_is_recorded_once_and_only_for_a_confirmed_order(
     try:
         with pytest.raises(FailedPrecondition):  # the consumer retries it later
             async with db.transaction() as session:
-                await orders.record_shipment(session, envelope)
+                await record(session, envelope)
         held.open()
         assert (await shop.settled(who, order.order_id)).status == pb.ORDER_STATUS_CONFIRMED
         for _ in range(2):  # a redelivery changes nothing
             async with db.transaction() as session:
-                await orders.record_shipment(session, envelope)
+                await record(session, envelope)
     finally:
         await db.dispose()
     shipped = await shop.get(who, order.order_id)

@@ -18,14 +18,19 @@ async def test_only_commits_that_write_outbox_rows_wake_the_relay(tmp: Path) -> 
     wakeups: list[int] = []
     db.on_commit.append(lambda: wakeups.append(1))
     try:
-        async with db.transaction() as session:
-            await session.execute(sa.text("SELECT 1"))
+        async with db.write() as tx:
+            await tx.execute(sa.select(sa.literal(1)))
         assert wakeups == []
-        async with db.transaction() as session:
-            await outbox.record(session, "identity", events_pb2.UserRegistered(user_id="u"), "u")
+        async with db.write() as tx:
+            await outbox.SqlOutbox(tx, "identity").record(
+                events_pb2.UserRegistered(user_id="u"), "u"
+            )
         assert wakeups == [1]
-        async with db.transaction() as session:  # a relay marking rows published
-            await session.execute(sa.update(outbox.outbox).values(published_at_us=1))
+        async with db.write() as tx:  # a relay marking rows published
+            await tx.execute(sa.update(outbox.outbox).values(published_at_us=1))
         assert wakeups == [1]
+        async with db.transaction() as session:  # code still on an SQLAlchemy session
+            await outbox.record(session, "identity", events_pb2.UserRegistered(user_id="v"), "v")
+        assert wakeups == [1, 1]
     finally:
         await db.dispose()

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from services.order import events as codec
+from services.order import codec
 from services.order.domain import (
     Address,
     Card,

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from opentelemetry import propagate, trace
@@ -22,12 +23,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.platform.bus.dead_letters import aggregate_key
 from services.platform.bus.group import Delivery
 from services.platform.clock import now_us
-from services.platform.db import Database
+from services.platform.db import Database, IntegrityViolation, Transaction
 from services.platform.outbox import Envelope, inbox
 
 log = logging.getLogger("emporium.consumer")
 
-Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+#: A handler runs in the consumer's transaction (``db.write()``), with the inbox row.
+Handler = Callable[[Transaction, Envelope], Awaitable[None]]
+#: The same on an SQLAlchemy session (``db.transaction()``), for code not yet on Transaction.
+SessionHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+
+_SEEN = sa.select(inbox.c.event_id).where(
+    inbox.c.consumer == sa.bindparam("consumer"),
+    inbox.c.event_id.in_(sa.bindparam("ids", expanding=True)),
+)
+_RECORD = sa.insert(inbox)
 Ready = tuple[Delivery, Envelope]
 #: ``handled``, ``duplicate``, ``unhandled``, ``deferred`` or the handler's own error.
 Outcome = str | Exception
@@ -57,15 +67,18 @@ class Applier:
         self,
         db: Database,
         group: str,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler] | Mapping[str, SessionHandler],
         tracer: trace.Tracer,
         transient: Callable[[BaseException], bool],
+        *,
+        sessions: bool = False,
     ) -> None:
         self.db = db
         self.group = group
-        self.handlers = dict(handlers)
+        self.handlers: dict[str, Any] = dict(handlers)
         self._tracer = tracer
         self._transient = transient
+        self._unit: _Unit = _Sessions(db) if sessions else _Transactions(db)
 
     async def apply(self, chunk: Sequence[Ready]) -> tuple[list[Outcome], BaseException | None]:
         """The outcomes of a prefix of ``chunk``, and the infrastructure failure that
@@ -109,17 +122,9 @@ class Applier:
     async def _together(self, chunk: Sequence[Ready]) -> list[Outcome]:
         """Applies a chunk in one transaction, or rolls it all back."""
         outcomes: list[Outcome] = []
-        async with self.db.transaction() as session:
+        async with self._unit.begin() as work:
             ids = [envelope.event_id for _, envelope in chunk]
-            seen = set(
-                (
-                    await session.scalars(
-                        sa.select(inbox.c.event_id).where(
-                            inbox.c.consumer == self.group, inbox.c.event_id.in_(ids)
-                        )
-                    )
-                ).all()
-            )
+            seen = await self._unit.seen(work, self.group, ids)
             fresh: list[tuple[int, Delivery, Envelope]] = []
             for index, (entry, envelope) in enumerate(chunk):
                 if envelope.event_id in seen:
@@ -130,20 +135,15 @@ class Applier:
                 outcomes.append("handled" if envelope.event_type in self.handlers else "unhandled")
             if fresh:
                 now = now_us()
-                await session.execute(
-                    sa.insert(inbox),
-                    [
-                        {"event_id": e.event_id, "consumer": self.group, "processed_at_us": now}
-                        for _, _, e in fresh
-                    ],
-                )
+                rows = [_inbox_row(e, self.group, now) for _, _, e in fresh]
+                await self._unit.record(work, rows)
             for index, entry, envelope in fresh:
                 handler = self.handlers.get(envelope.event_type)
                 if handler is None:
                     continue
                 with self.span(entry, envelope):
                     try:
-                        await handler(session, envelope)
+                        await handler(work, envelope)
                     except Exception as exc:
                         if self._transient(exc):
                             raise
@@ -155,21 +155,15 @@ class Applier:
         handler = self.handlers.get(envelope.event_type)
         with self.span(entry, envelope):
             try:
-                async with self.db.transaction() as session:
+                async with self._unit.begin() as work:
                     # The inbox row first: a concurrent duplicate (a reclaim race) waits on
                     # it or fails here, before its handler has done anything.
                     try:
-                        await session.execute(
-                            sa.insert(inbox).values(
-                                event_id=envelope.event_id,
-                                consumer=self.group,
-                                processed_at_us=now_us(),
-                            )
-                        )
-                    except IntegrityError:
+                        await self._unit.record(work, [_inbox_row(envelope, self.group, now_us())])
+                    except (IntegrityError, IntegrityViolation):
                         raise _Duplicate from None
                     if handler is not None:
-                        await handler(session, envelope)
+                        await handler(work, envelope)
             except _Duplicate:
                 return "duplicate"
             return "handled" if handler is not None else "unhandled"
@@ -190,3 +184,54 @@ class Applier:
                 "emporium.event_type": envelope.event_type,
             },
         )
+
+
+def _inbox_row(envelope: Envelope, group: str, now: int) -> dict[str, Any]:
+    return {"event_id": envelope.event_id, "consumer": group, "processed_at_us": now}
+
+
+class _Unit(Protocol):
+    """A transaction of the consumer's database, with the inbox's two statements."""
+
+    def begin(self) -> AbstractAsyncContextManager[Any]: ...
+
+    async def seen(self, work: Any, group: str, ids: Sequence[str]) -> set[str]: ...
+
+    async def record(self, work: Any, rows: Sequence[dict[str, Any]]) -> None: ...
+
+
+class _Transactions:
+    """``db.write()``: SQLite on the loop thread or asyncpg, statements compiled once."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def begin(self) -> AbstractAsyncContextManager[Transaction]:
+        return self._db.write()
+
+    async def seen(self, work: Transaction, group: str, ids: Sequence[str]) -> set[str]:
+        rows = await work.fetch_all(_SEEN, {"consumer": group, "ids": list(ids)})
+        return {row["event_id"] for row in rows}
+
+    async def record(self, work: Transaction, rows: Sequence[dict[str, Any]]) -> None:
+        if len(rows) == 1:
+            await work.execute(_RECORD, rows[0])
+        else:
+            await work.execute_many(_RECORD, rows)
+
+
+class _Sessions:
+    """``db.transaction()``: an SQLAlchemy session, for handlers not yet on Transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def begin(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self._db.transaction()
+
+    async def seen(self, work: AsyncSession, group: str, ids: Sequence[str]) -> set[str]:
+        found = await work.scalars(_SEEN, {"consumer": group, "ids": list(ids)})
+        return set(found.all())
+
+    async def record(self, work: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+        await work.execute(_RECORD, list(rows) if len(rows) > 1 else rows[0])

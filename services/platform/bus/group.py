@@ -6,6 +6,7 @@ and every XCLAIM/XAUTOCLAIM (but not ``XCLAIM ... JUSTID``), so they survive cra
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ class GroupMember:
         self.group = group
         self.name = name
         self.streams = tuple(streams)
+        self._acks: dict[str, list[str]] = defaultdict(list)
 
     async def ensure_groups(self) -> None:
         for stream in self.streams:
@@ -50,27 +52,39 @@ class GroupMember:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    async def read_new(
-        self, count: int, block_ms: int, ack: Mapping[str, Sequence[str]] | None = None
-    ) -> list[Delivery]:
+    def ack_later(self, entries: Mapping[str, Sequence[str]]) -> None:
+        """Entries to XACK with the next :meth:`read_new` (or :meth:`flush_acks`)."""
+        for stream, ids in entries.items():
+            self._acks[stream].extend(ids)
+
+    async def flush_acks(self) -> None:
+        acks, self._acks = self._acks, defaultdict(list)
+        try:
+            await self.ack(acks)
+        except BaseException:
+            self.ack_later(acks)  # not known to have arrived: send them again
+            raise
+
+    async def read_new(self, count: int, block_ms: int) -> list[Delivery]:
         """XREADGROUP ``>``: entries never delivered to the group, waiting up to ``block_ms``.
 
-        ``ack``: entries to XACK first, in the same round trip. Redis then runs both in one
-        event-loop turn, which at ``appendfsync always`` is one fsync instead of two.
+        The entries given to :meth:`ack_later` are acknowledged first, in the same round
+        trip: Redis runs both in one event-loop turn, which at ``appendfsync always`` is
+        one fsync instead of two.
         """
         streams = dict.fromkeys(self.streams, ">")
         block = max(1, block_ms)  # never 0: that would block forever
-        acks = {stream: ids for stream, ids in (ack or {}).items() if ids}
-        if not acks:
-            response = await self.redis.xreadgroup(
-                self.group, self.name, streams, count=count, block=block
-            )
-        else:
+        acks, self._acks = self._acks, defaultdict(list)
+        try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for stream, ids in acks.items():
-                    pipe.xack(stream, self.group, *ids)
+                    if ids:
+                        pipe.xack(stream, self.group, *ids)
                 pipe.xreadgroup(self.group, self.name, streams, count=count, block=block)
                 response = (await pipe.execute())[-1]
+        except BaseException:
+            self.ack_later(acks)
+            raise
         return [
             Delivery(text(stream), text(entry_id), fields or {}, 1)
             for stream, items in response or []

@@ -1,4 +1,4 @@
-"""The one mapping between the domain's events and their protobuf form (events.proto).
+"""The order's proto ↔ domain conversions: events (events.proto), money, lines, addresses.
 
 Events are stored in the order's stream and published through the outbox as the same
 proto bytes, so replay and consumers read one format.
@@ -12,7 +12,6 @@ from emporium.common.v1 import money_pb2
 from emporium.order.v1 import events_pb2 as ev
 from emporium.order.v1 import order_service_pb2 as pb
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.order.domain import (
     Address,
@@ -25,12 +24,7 @@ from services.order.domain import (
     OrderRejected,
     OrderShipped,
 )
-
-
-def timestamp(us: int) -> Timestamp:
-    value = Timestamp()
-    value.FromMicroseconds(us)
-    return value
+from services.platform.clock import timestamp
 
 
 def money_proto(money: Money) -> money_pb2.Money:

@@ -1,0 +1,98 @@
+"""The order service's queries: GetOrder, ListOrders and WatchOrder, all from the read model
+(``order_views``) and the order's events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from services.order.domain import OrderStatus
+from services.order.notifier import Notifier
+from services.order.projector import OrderView
+from services.order.repository import OrderStore, OrderViews
+from services.platform.auth import Caller, may_read
+from services.platform.db import Database
+from services.platform.errors import NotFound, Validator
+from services.platform.paging import PageTokens
+
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
+#: ListOrders pages: after (created_at_us, order_id) of the last order, per caller.
+ORDER_PAGES = PageTokens("order.orders.v1", (int, str))
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One WatchOrder message: the order after a status change."""
+
+    order: OrderView
+    previous: OrderStatus | None
+    at_us: int
+
+
+class OrderQueries:
+    """Reads for the order's owner and admins (others' orders are NOT_FOUND).
+
+    A watch wakes at once for a change committed in this process (the notifier, fired by the
+    saga's and the handlers' commits) and re-reads every ``poll_interval`` for changes
+    committed by another instance sharing the database (a replica that holds the saga).
+    """
+
+    def __init__(self, db: Database, notifier: Notifier, *, poll_interval: float = 0.2) -> None:
+        self._db = db
+        self._notifier = notifier
+        self._poll = poll_interval
+
+    async def get(self, caller: Caller, order_id: str) -> OrderView:
+        async with self._db.transaction() as session:
+            view = await OrderViews(session).get(order_id)
+        if view is None or not may_read(caller, view.user_id):
+            raise NotFound("no such order")  # other users' orders are not disclosed
+        return view
+
+    async def list_orders(
+        self, caller: Caller, page_size: int, token: str
+    ) -> tuple[list[OrderView], str]:
+        v = Validator()
+        v.page_size(page_size, maximum=MAX_PAGE_SIZE)
+        v.raise_if_any()
+        limit = page_size or DEFAULT_PAGE_SIZE
+        position = ORDER_PAGES.decode(token, caller.subject)
+        after = None if position is None else (int(position[0]), str(position[1]))
+        async with self._db.transaction() as session:
+            views = await OrderViews(session).page(caller.subject, limit + 1, after)
+        if len(views) > limit:
+            last = views[limit - 1]
+            return views[:limit], ORDER_PAGES.encode(
+                (last.created_at_us, last.order_id), caller.subject
+            )
+        return views, ""
+
+    async def watch(
+        self, caller: Caller, order_id: str, *, timeout: float | None = None
+    ) -> AsyncIterator[Change]:
+        """The order now, then each status change until a final status (or ``timeout``)."""
+        started = time.monotonic()
+        view = await self.get(caller, order_id)
+        yield Change(view, None, view.updated_at_us)
+        while not view.status.is_final:
+            wait = self._poll
+            if timeout is not None:
+                left = timeout - (time.monotonic() - started)
+                if left <= 0:
+                    return
+                wait = min(wait, left)
+            wakeup = self._notifier.arm(order_id)
+            try:
+                async with self._db.transaction() as session:
+                    new = await OrderStore(session).events_after(order_id, view.version)
+                if not new:
+                    await self._notifier.wait(order_id, wakeup, wait)
+                    continue
+            finally:
+                self._notifier.disarm(order_id, wakeup)
+            for version, event in new:
+                previous = view.status
+                view = view.then(event, version)
+                if view.status is not previous:
+                    yield Change(view, previous, event.occurred_at_us)
