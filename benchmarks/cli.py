@@ -244,6 +244,8 @@ async def _sections(
             results.bus = await _guarded(
                 results, "P6", log, bus.run(plan, work / "p6", log, profile)
             )
+            if results.bus is not None and results.bus.failures:
+                results.failures.append(f"P6: {results.bus.failures[0][-300:]}")
         if {"p4", "p5", "p7"} & set(args.sections):
             await _mesh_sections(plan, args, work, results, layout, postgres_url, the_peer, log)
     finally:

@@ -116,6 +116,16 @@ def p3_section(p3: EdgeCostResult | None, p4: RestReadResult | None) -> list[str
         cached = p4.jwt.get("cached")
         rows += [[*_way_row(way), _versus(way, cached)] for way in p4.jwt.values()]
     out += table([*_WAY_HEADER, "CPU per 1,000 vs its default"], rows)
+    out += [
+        "How the defaults were chosen: trace export is off unless sampled (0%: Envoy still "
+        "starts or continues the W3C trace context, so the services' logs and spans join it, "
+        "and a client's sampled `traceparent` is still honoured); verified JWTs are cached; "
+        "the access log stays on for every request by default because it is the edge's "
+        "record of each request and the way a request is joined to its trace (`accessLog: "
+        "errors` keeps only failures where its cost matters); health checks stay at one RPC "
+        "per endpoint every 5 s, a fixed cost that does not grow with the request rate.",
+        "",
+    ]
     return out
 
 

@@ -243,12 +243,16 @@ async def closed_loop(call: Call, concurrency: int, begin: float, end: float) ->
                     tally.failed(exc)
                 continue
             done = time.perf_counter()
-            if issued >= begin and done <= end:
+            # Throughput: every call that ends inside the window (calls as long as the window
+            # would otherwise go uncounted); latency: every call issued inside it.
+            if begin <= done <= end:
                 tally.done_in_window += 1
+            if issued >= begin:
+                tally.issued += 1
                 tally.latencies_us.append(int((done - issued) * 1e6))
 
     await asyncio.gather(_measure_cpu(tally, begin, end), *(client() for _ in range(concurrency)))
-    tally.issued = tally.done_in_window + tally.errors
+    tally.issued += tally.errors
     return tally
 
 

@@ -2,6 +2,8 @@
 //   dist/shop.mjs              the Node.js example (its options: node/shop.ts)
 //   dist/storefront-e2e.mjs    the headless-Chromium walk through the storefront (tests)
 //   dist/storefront/           the storefront: index.html, assets/app.js, assets/app.css
+//   dist/storefront/docs/      the API reference (/docs at the edge): Swagger UI from
+//                              swagger-ui-dist on the edge's /openapi.json
 // `node build.mjs --serve` also serves the storefront on http://localhost:5173 and rebuilds on
 // change; ?api= points it at the edge of `scripts/up`, which allows this origin (CORS).
 // Type checking is tsc's job (`npm run typecheck`); esbuild only strips the types.
@@ -48,6 +50,11 @@ const browser = {
 async function page() {
   await mkdir(site, { recursive: true });
   await copyFile(join(here, "storefront", "index.html"), join(site, "index.html"));
+  const docs = join(site, "docs");
+  const swagger = join(here, "node_modules", "swagger-ui-dist");
+  await mkdir(docs, { recursive: true });
+  for (const file of ["index.html", "init.js"]) await copyFile(join(here, "docs", file), join(docs, file));
+  for (const file of ["swagger-ui-bundle.js", "swagger-ui.css"]) await copyFile(join(swagger, file), join(docs, file));
 }
 
 if (process.argv.includes("--serve")) {

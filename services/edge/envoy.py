@@ -42,7 +42,7 @@ ACCESS_LOG_FIELDS = {
 
 #: gRPC codes for the local replies Envoy makes before a request is transcoded, so a REST
 #: client always gets a JSON ``google.rpc.Status``.
-_LOCAL_REPLY_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 413: 8, 429: 8, 503: 14, 504: 4}
+_LOCAL_REPLY_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 413: 8, 429: 8, 431: 3, 503: 14, 504: 4}
 
 
 def _typed(name: str, type_url: str, **config: Any) -> dict[str, Any]:
@@ -280,6 +280,9 @@ def connection_manager(spec: EdgeSpec, rpcs: list[Rpc], descriptor: bytes) -> di
         },
         "tracing": _tracing(spec),
         "stream_idle_timeout": envoy_duration(spec.stream_idle_timeout_seconds),
+        # Larger request headers (a long URL counts) are 431 here: forwarded, they would pass
+        # the services' gRPC metadata limit, which answers RESOURCE_EXHAUSTED (429).
+        "max_request_headers_kb": spec.max_request_headers_kb,
         "common_http_protocol_options": {
             "idle_timeout": "300s",
             "headers_with_underscores_action": "REJECT_REQUEST",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,8 @@ class Policy:
     jwt_audience: str
     retry_on: str
     retry_attempts: int
+    #: context -> methods that need a user token with the admin role
+    admin_methods: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: What the edge itself costs per request (charts/emporium/values.yaml ``edge.cost``;
     #: docs/benchmarks.md has the numbers): the share of requests whose spans Envoy
     #: records and exports (the trace context reaches the services either way), which
@@ -147,6 +149,7 @@ def policy_from_values(values: Mapping[str, Any]) -> Policy:
         jwt_audience=str(values["jwt"]["audience"]),
         retry_on=str(retries.get("retryOn") or "connect-failure,refused-stream"),
         retry_attempts=int(retries.get("attempts", 2)),
+        admin_methods=_methods(values["services"], "adminMethods"),
         **_cost(values),
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.edge.contract import Rpc
+from services.edge.contract import ROOT, Rpc
 from services.edge.policy import envoy_duration
 from services.edge.spec import EdgeSpec, RateLimit
 
@@ -20,10 +20,14 @@ JWT_REQUIREMENT = "identity"
 VERSION_HEADER = "x-emporium-version"
 NO_CLUSTER = "no-such-method"
 REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/"
+#: What the reflection route adds (services/platform/reflection.py: MESH_HEADER, MESH_VALUE).
+REFLECTION_HEADER, REFLECTION_MESH = "x-emporium-reflection", "mesh"
 _TYPES = "type.googleapis.com/envoy.extensions.filters.http"
 LOCAL_RATE_LIMIT = f"{_TYPES}.local_ratelimit.v3.LocalRateLimit"
 #: The RPC with a stricter, per-client limit (it checks passwords).
 LOGIN = ("identity", "Login")
+#: The OpenAPI document scripts/generate writes.
+OPENAPI_DOCUMENT = ROOT / "gen" / "openapi" / "emporium.json"
 
 
 def exposed(spec: EdgeSpec, rpc: Rpc) -> bool:
@@ -174,8 +178,22 @@ def _not_found() -> dict[str, Any]:
 
 
 TRANSCODER_FILTER = "envoy.filters.http.grpc_json_transcoder"
-#: The storefront's page and its bundle (everything else stays API or not found).
-STOREFRONT_PATHS = ({"path": "/"}, {"path": "/index.html"}, {"prefix": "/assets/"})
+#: The storefront's page and its bundle, and the API reference page (everything else stays
+#: API or not found).
+STOREFRONT_PATHS = (
+    {"path": "/"},
+    {"path": "/index.html"},
+    {"prefix": "/assets/"},
+    {"path": "/docs"},
+    {"prefix": "/docs/"},
+)
+OPENAPI_PATH = "/openapi.json"
+#: Envoy's limit for a direct response body (the OpenAPI document is one).
+MAX_DIRECT_RESPONSE_BYTES = 4 * 1024 * 1024
+_NO_TRANSCODING = {
+    "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+    "disabled": True,
+}
 
 
 def _storefront_routes() -> list[dict[str, Any]]:
@@ -187,23 +205,49 @@ def _storefront_routes() -> list[dict[str, Any]]:
             "route": {"cluster": "storefront", "timeout": "10s"},
             "typed_per_filter_config": {
                 JWT_FILTER: _jwt(public=True),
-                TRANSCODER_FILTER: {
-                    "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
-                    "disabled": True,
-                },
+                TRANSCODER_FILTER: _NO_TRANSCODING,
             },
         }
         for i, match in enumerate(STOREFRONT_PATHS)
     ]
 
 
+def _openapi(spec: EdgeSpec) -> dict[str, Any]:
+    """``GET /openapi.json``: the REST API's OpenAPI document (gen/openapi), answered by
+    Envoy itself, read from a file next to the config or embedded in it."""
+    if spec.openapi_file is not None:
+        body = {"filename": spec.openapi_file}
+    else:
+        body = {"inline_string": OPENAPI_DOCUMENT.read_text()}
+    return {
+        "name": "openapi",
+        "match": {
+            "path": OPENAPI_PATH,
+            "headers": [{"name": ":method", "string_match": {"exact": "GET"}}],
+        },
+        "direct_response": {"status": 200, "body": body},
+        "response_headers_to_add": [
+            _header("content-type", "application/json", "OVERWRITE_IF_EXISTS_OR_ADD"),
+            _header("cache-control", "no-cache", "OVERWRITE_IF_EXISTS_OR_ADD"),
+        ],
+        "typed_per_filter_config": {
+            JWT_FILTER: _jwt(public=True),
+            TRANSCODER_FILTER: _NO_TRANSCODING,
+        },
+    }
+
+
 def _reflection(spec: EdgeSpec) -> dict[str, Any]:
-    """Server reflection through the edge reaches one service (it describes its own
-    services); a full listing needs the descriptor set (grpcurl -protoset)."""
+    """Server reflection through the edge reaches one service, asked (by a header) to
+    describe the whole mesh: ``grpcurl`` lists, describes and calls every service without
+    ``-protoset`` (services/platform/reflection.py)."""
     return {
         "name": "reflection",
         "match": {"prefix": REFLECTION},
         "route": {"cluster": spec.reflection_cluster, "timeout": "0s"},
+        "request_headers_to_add": [
+            _header(REFLECTION_HEADER, REFLECTION_MESH, "OVERWRITE_IF_EXISTS_OR_ADD")
+        ],
         "typed_per_filter_config": {
             JWT_FILTER: _jwt(public=True),
             # A bidirectional stream: waiting for the whole request body would hang it.
@@ -253,11 +297,13 @@ def route_config(spec: EdgeSpec, rpcs: list[Rpc]) -> dict[str, Any]:
         routes.append(rpc_route(spec, rpc))
     if spec.reflection_cluster in spec.upstreams:
         routes.append(_reflection(spec))
+    routes.append(_openapi(spec))
     if spec.storefront is not None:
         routes.extend(_storefront_routes())
     routes.append(_not_found())
     return {
         "name": "edge",
+        "max_direct_response_body_size_bytes": MAX_DIRECT_RESPONSE_BYTES,
         # The not-found route names a cluster that does not exist, on purpose.
         "validate_clusters": False,
         "virtual_hosts": [

@@ -103,6 +103,10 @@ class EdgeSpec:
     #: Logins, per client address: slows down password guessing.
     login_limit: RateLimit = RateLimit(burst=10, per_fill=10, fill_seconds=60)
     max_request_bytes: int = 1024 * 1024
+    #: Request headers and URL together; the transcoder forwards the path twice (``:path``
+    #: and ``x-envoy-original-path``), which must stay under the services' metadata limit
+    #: (services/platform/server.py, MAX_METADATA_BYTES).
+    max_request_headers_kb: int = 8
     max_connections: int = 10_000  # client connections, per edge instance
     request_timeout_seconds: float = 15.0
     #: Unary calls that run a saga step or hash a password get longer.
@@ -112,15 +116,18 @@ class EdgeSpec:
     #: A server stream (WatchOrder) has no deadline; silence this long ends it.
     stream_idle_timeout_seconds: float = 1800.0
     health_check: HealthCheck = HealthCheck()
-    #: Reflection through the edge describes this one service (see docs/edge.md).
+    #: Reflection through the edge goes to this service, which describes the whole mesh.
     reflection_cluster: str = "catalog"
     strip_request_headers: Sequence[str] = STRIPPED_HEADERS
     #: OTLP/gRPC collector for the edge's spans (none listening: the spans are dropped,
     #: the trace context still reaches the services).
     otlp_endpoint: Endpoint = Endpoint("127.0.0.1", 4317)
     version: str = "local"
-    #: A static file server with the built storefront, served at ``/`` (local only).
+    #: A static file server with the built storefront, served at ``/`` and the API reference
+    #: at ``/docs`` (local only).
     storefront: Endpoint | None = None
+    #: Where Envoy reads the OpenAPI document it serves at /openapi.json; None: embedded.
+    openapi_file: str | None = None
 
 
 def _endpoint(target: str) -> Endpoint:
@@ -170,7 +177,11 @@ def committed_local_spec() -> EdgeSpec:
     """envoy/envoy.yaml: the local edge on the default ports; its descriptor path is
     relative to the repository root (run Envoy from there)."""
     spec = local_spec({name: f"127.0.0.1:{ports[0]}" for name, ports in DEFAULT_PORTS.items()})
-    return replace(spec, descriptor_file=str(COMMITTED_DESCRIPTOR.relative_to(ROOT)))
+    return replace(
+        spec,
+        descriptor_file=str(COMMITTED_DESCRIPTOR.relative_to(ROOT)),
+        openapi_file="gen/openapi/emporium.json",
+    )
 
 
 def chart_spec(policy: Policy | None = None) -> EdgeSpec:

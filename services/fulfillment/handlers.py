@@ -15,11 +15,11 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from emporium.fulfillment.v1 import events_pb2 as events
 from emporium.order.v1 import events_pb2 as order_events
 from google.protobuf import json_format
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.fulfillment import codec
 from services.fulfillment.carrier import Carrier, SimulatedCarrier
 from services.fulfillment.domain import (
     MAX_ID,
@@ -32,7 +32,6 @@ from services.fulfillment.domain import (
 from services.fulfillment.repository import ShipmentRepository
 from services.platform import auth, outbox
 from services.platform.clock import now_us as wall_clock_us
-from services.platform.clock import timestamp
 from services.platform.db import Database
 from services.platform.errors import FailedPrecondition, NotFound
 from services.platform.outbox import Envelope
@@ -94,23 +93,13 @@ def order_confirmed_handler(
         await outbox.record(
             session,
             STREAM,
-            events.ShipmentCreated(
-                shipment_id=shipment.shipment_id,
-                order_id=shipment.order_id,
-                occur_time=timestamp(shipment.created_at_us),
-            ),
+            codec.shipment_created(shipment),
             shipment.shipment_id,
         )
         await outbox.record(
             session,
             STREAM,
-            events.ShipmentDispatched(
-                shipment_id=shipment.shipment_id,
-                order_id=shipment.order_id,
-                carrier=shipment.carrier,
-                tracking_number=shipment.tracking_number,
-                occur_time=timestamp(now),
-            ),
+            codec.shipment_dispatched(shipment, now),
             shipment.shipment_id,
         )
 

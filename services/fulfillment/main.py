@@ -11,14 +11,12 @@ from pathlib import Path
 
 from emporium.fulfillment.v1 import fulfillment_service_pb2 as pb
 from emporium.fulfillment.v1 import fulfillment_service_pb2_grpc as pb_grpc
-from grpc import aio
 
 from services.fulfillment.handlers import ORDER_CONFIRMED, Fulfillment, handle_order_confirmed
 from services.fulfillment.service import FulfillmentServicer
 from services.platform import runner
 from services.platform.config import Settings
 from services.platform.db import Database
-from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics
 from services.platform.publishing import consuming, outbox_publishing
 from services.platform.server import Hook, ServiceDefinition
@@ -44,16 +42,12 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     on_start: list[Hook] = [*start_publishing, *start_consuming]
     on_stop: list[Hook] = [*stop_consuming, *stop_publishing, db.dispose]
 
-    def register(server: aio.Server) -> None:
-        pb_grpc.add_FulfillmentServiceServicer_to_server(FulfillmentServicer(fulfillment), server)
-
-    return ServiceDefinition(
-        name=settings.service,
-        register=register,
-        service_names=[SERVICE],
-        middlewares=runner.standard_middlewares(
-            settings, metrics, identity_verifier(settings), public_methods=[]
-        ),
+    return runner.definition(
+        settings,
+        metrics,
+        FulfillmentServicer(fulfillment),
+        pb_grpc.add_FulfillmentServiceServicer_to_server,
+        SERVICE,
         readiness=[db.ping],
         on_start=on_start,
         on_stop=on_stop,

@@ -88,6 +88,8 @@ class LocalMesh:
         self.redis: EmbeddedRedis | None = None
         self.environment: MeshEnvironment | None = None
         self.edge_url: str | None = None
+        #: Why there is no storefront and /docs page (no Node.js, a failed build), if so.
+        self.no_site: str | None = None
         self.edge_admin: tuple[str, int] | None = None
         self.prometheus_url: str | None = None
         self.started = time.monotonic()
@@ -148,11 +150,14 @@ class LocalMesh:
 
     async def start_storefront(self) -> Endpoint | None:
         """The storefront's static files (built when possible), or ``None``."""
-        site = await asyncio.to_thread(storefront.ensure_built)
-        if site is None:
+        build = await asyncio.to_thread(storefront.ensure_built)
+        if build.site is None:
+            self.no_site = build.reason
+            if "\n" in build.reason:
+                print(build.reason, file=sys.stderr)
             return None
         shop = Endpoint("127.0.0.1", storefront.STOREFRONT_PORT + self.options.port_offset)
-        storefront.start(self.group, site, shop.port)
+        storefront.start(self.group, build.site, shop.port)
         return shop
 
     async def start_front(self) -> bool:
@@ -205,7 +210,13 @@ class LocalMesh:
         ]
         if edge_url is not None:
             lines.append(f"  {'edge':<12} {edge_url} (REST/JSON, gRPC-Web, gRPC; docs/edge.md)")
-            lines.append(f"  {'storefront':<12} {edge_url}/  (open it in a browser)")
+            lines.append(f"  {'openapi':<12} {edge_url}/openapi.json")
+            if self.no_site is None:
+                lines.append(f"  {'storefront':<12} {edge_url}/  (open it in a browser)")
+                lines.append(f"  {'api docs':<12} {edge_url}/docs/")
+            else:
+                first = self.no_site.splitlines()[0]
+                lines.append(f"  {'storefront':<12} not served, nor /docs: {first}")
         if self.prometheus_url is not None:
             lines.append(
                 f"  {'prometheus':<12} {self.prometheus_url}/alerts  (docs/observability.md)"
@@ -222,6 +233,7 @@ class LocalMesh:
             "  grpcurl -plaintext -d '{\"page_size\": 5}' "
             f"{targets.get('catalog', '')} emporium.catalog.v1.CatalogService/ListProducts",
             f"  curl '{edge_url}/v1/products?pageSize=5'" if edge_url else "",
+            f"  grpcurl -plaintext {edge_url.removeprefix('http://')} list" if edge_url else "",
             "",
             "A service that exits is restarted (printed here). Ctrl-C stops everything.",
         ]

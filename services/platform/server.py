@@ -1,4 +1,5 @@
-"""The one gRPC server bootstrap: health, reflection, the interceptor chain, shutdown."""
+"""The one gRPC server bootstrap: health, reflection (services/platform/reflection.py), the
+interceptor chain, shutdown."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from typing import Any
 
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
+from services.platform import reflection
 from services.platform.pipeline import Middleware, Pipeline
 
 log = logging.getLogger("emporium.server")
@@ -22,6 +23,11 @@ Hook = Callable[[], Awaitable[None]]
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+#: Request metadata a service accepts. Envoy forwards a transcoded REST call's URL twice
+#: (``:path`` and ``x-envoy-original-path``); the edge refuses more than 8 KiB of request
+#: headers (431), so whatever it forwards fits here instead of meeting gRPC's default (8 KiB
+#: soft, 16 KiB hard) and turning a 400 into RESOURCE_EXHAUSTED.
+MAX_METADATA_BYTES = 64 * 1024
 
 
 @dataclass
@@ -58,11 +64,8 @@ class ServiceHost:
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-                # Envoy forwards a transcoded REST call's URL in x-envoy-original-path; the
-                # edge accepts 60 KiB of headers, so a long (even a crafted) query must not
-                # exceed gRPC's 8 KiB default here and turn a 400 into RESOURCE_EXHAUSTED.
-                ("grpc.max_metadata_size", 64 * 1024),
-                ("grpc.absolute_max_metadata_size", 64 * 1024),
+                ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+                ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ],
@@ -77,10 +80,7 @@ class ServiceHost:
         definition = self.definition
         definition.register(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [*definition.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME],
-            self.server,
-        )
+        reflection.enable(definition.service_names, self.server)
         self.port = self.server.add_insecure_port(self.address)
         if self.port == 0:
             raise RuntimeError(f"cannot bind {self.address}")

@@ -45,9 +45,15 @@ class Mesh:
 
 
 def start(
-    data_dir: Path, offset: int = PORT_OFFSET, grpc_offset: int | None = None, *extra: str
+    data_dir: Path,
+    offset: int = PORT_OFFSET,
+    grpc_offset: int | None = None,
+    *extra: str,
+    root: Path = ROOT,
+    timeout: float = 180,
 ) -> Mesh:
-    """Runs ``scripts/up`` (with ``extra`` arguments) until it reports every service healthy."""
+    """Runs ``scripts/up`` of ``root`` (this checkout, or a clone of it) with ``extra``
+    arguments until it reports every service healthy."""
     offset += ports_shift()  # EMPORIUM_TEST_PORT_SHIFT: two test runs side by side
     if grpc_offset is None:
         grpc_offset = offset + GRPC_PORT_SHIFT
@@ -56,7 +62,7 @@ def start(
     env = {**os.environ, "VENV": sys.prefix, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [
-            str(ROOT / "scripts" / "up"),
+            str(root / "scripts" / "up"),
             "--data-dir",
             str(data_dir),
             "--port-offset",
@@ -65,7 +71,7 @@ def start(
             str(grpc_offset),
             *extra,
         ],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

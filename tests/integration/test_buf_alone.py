@@ -42,9 +42,12 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.returncode == 0, result.stderr
     has_main = _run(["git", "rev-parse", "--verify", "--quiet", "refs/heads/main"], target)
     if has_main.returncode != 0:
-        remote = _run(["git", "branch", "main", "origin/main"], target)
-        if remote.returncode != 0:
+        # A clone of a feature branch: its ``main`` is where the branch left main (what the
+        # branch must not break; main's later additions are not the branch's deletions).
+        base = _run(["git", "merge-base", "HEAD", "origin/main"], target)
+        if base.returncode != 0:
             pytest.skip(f"{ROOT} has no main branch to compare against")
+        assert _run(["git", "branch", "main", base.stdout.strip()], target).returncode == 0
     return target
 
 

@@ -122,6 +122,20 @@ def test_every_rpc_but_the_service_only_ones_has_a_route(config: Obj) -> None:
         assert (rpc.path in paths) is not internal, rpc.path
 
 
+def test_the_openapi_document_is_answered_by_the_edge_without_a_token(config: Obj) -> None:
+    route = _routes(config)["openapi"]
+    assert route["match"]["path"] == "/openapi.json"
+    assert route["direct_response"]["status"] == 200
+    jwt = _per_route(route, "jwt_authn")
+    assert jwt is not None
+    assert jwt["disabled"] is True
+    body = route["direct_response"]["body"]
+    if "inline_string" in body:
+        assert body["inline_string"] == (ROOT / "gen" / "openapi" / "emporium.json").read_text()
+    else:
+        assert body["filename"] == "gen/openapi/emporium.json"
+
+
 def test_anything_else_is_not_found_rather_than_forwarded(config: Obj) -> None:
     routes = list(_routes(config).values())
     last = routes[-1]
@@ -139,7 +153,7 @@ def test_only_the_public_methods_in_values_skip_the_token_check(config: Obj) -> 
     for name, route in _routes(config).items():
         jwt = _per_route(route, "jwt_authn")
         assert jwt is not None, name
-        if name in ("reflection", "not-found"):
+        if name in ("reflection", "not-found", "openapi"):
             continue
         rpc = name.removesuffix(".canary")
         assert jwt.get("disabled", False) is (rpc in public), name
@@ -212,7 +226,7 @@ def test_rate_limits_are_enabled_and_enforced(config: Obj) -> None:
 
 def test_unary_routes_have_timeouts_and_the_watch_stream_has_none(config: Obj) -> None:
     for name, route in _routes(config).items():
-        if name in ("reflection", "not-found"):
+        if name in ("reflection", "not-found", "openapi"):
             continue
         timeout = seconds(route["route"]["timeout"])
         if name.startswith("order.WatchOrder"):
@@ -289,7 +303,7 @@ def test_every_service_cluster_is_health_checked_over_grpc(config: Obj) -> None:
 def test_routes_name_only_clusters_that_exist(config: Obj) -> None:
     clusters = set(_clusters(config))
     for name, route in _routes(config).items():
-        if name == "not-found":
+        if name in ("not-found", "openapi"):  # openapi: Envoy answers it itself
             continue
         action = route["route"]
         names = [c["name"] for c in action.get("weighted_clusters", {}).get("clusters", [])]

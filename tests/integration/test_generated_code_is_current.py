@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,12 +103,14 @@ def _tree(
     return files
 
 
-def test_generated_code_is_current(tmp_path: Path) -> None:
-    out = tmp_path / "gen"
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scripts/generate's output for the tree as it is, in a temporary folder."""
+    root = tmp_path_factory.mktemp("fresh")
     env = {
         **os.environ,
-        "GEN_OUT": str(out),
-        "THIRD_PARTY_OUT": str(tmp_path / "third_party"),
+        "GEN_OUT": str(root / "gen"),
+        "THIRD_PARTY_OUT": str(root / "third_party"),
         "VENV": sys.prefix,
         "PYTHON": sys.executable,
     }
@@ -119,16 +122,31 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, f"scripts/generate failed:\n{result.stdout}\n{result.stderr}"
+    return root
 
-    committed = {**_tree(GEN), **_tree(ROOT, ("third_party",), "")}
-    fresh = {**_tree(out), **_tree(tmp_path, ("third_party",), "")}
-    differing = sorted(
+
+def _differing(committed: dict[str, bytes], fresh: dict[str, bytes]) -> list[str]:
+    return sorted(
         name for name in committed.keys() | fresh.keys() if committed.get(name) != fresh.get(name)
+    )
+
+
+def test_generated_code_is_current(fresh: Path) -> None:
+    committed = {**_tree(GEN), **_tree(ROOT, ("third_party",), "")}
+    differing = _differing(
+        committed, {**_tree(fresh / "gen"), **_tree(fresh, ("third_party",), "")}
     )
     assert not differing, (
         "gen/ or third_party/ is stale; run scripts/generate and commit. Differing files "
         "(missing on one side or different bytes):\n  " + "\n  ".join(differing)
     )
+
+
+def test_openapi_document_is_current(fresh: Path) -> None:
+    if shutil.which("protoc-gen-swagger") is None:
+        pytest.skip("protoc-gen-swagger not found: install the Debian package golang-grpc-gateway")
+    differing = _differing(_tree(GEN, ("openapi",)), _tree(fresh / "gen", ("openapi",)))
+    assert not differing, f"gen/openapi is stale; run scripts/generate and commit: {differing}"
 
 
 @pytest.mark.parametrize("context", sorted(CONTRACTS))
