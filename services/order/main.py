@@ -30,7 +30,7 @@ from services.order.downstream import (
 from services.order.handlers import OrderCommands
 from services.order.notifier import Notifier
 from services.order.queries import OrderQueries
-from services.order.saga import Outcome, RetryPolicy, Saga
+from services.order.saga import Outcome, RetryPolicy, Saga, StepHook
 from services.order.saga_runner import SagaRunner
 from services.order.saga_store import Lease, SqlSagaStore
 from services.order.service import OrderServicer
@@ -110,7 +110,9 @@ def _running_sagas(metrics: Metrics, store: SqlSagaStore, budget_seconds: float)
     return Sampler(probe)
 
 
-async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
+async def build(
+    settings: Settings, metrics: Metrics, *, before_step: StepHook | None = None
+) -> ServiceDefinition:
     """Environment (all optional): ``EMPORIUM_SAGA_RETRY_BUDGET_SECONDS`` [600],
     ``EMPORIUM_SAGA_RETRY_BASE_SECONDS`` [0.05], ``EMPORIUM_ORDER_CALL_TIMEOUT_SECONDS`` [5],
     plus the platform's variables; ``SERVICE_CREDENTIALS`` must hold ``order:<secret>``."""
@@ -162,6 +164,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         GrpcPayments(payment_grpc.PaymentServiceStub(payment_channel)),
         policy=policy,
         on_end=_saga_metrics(metrics),
+        before_step=before_step,
     )
     sagas = SagaRunner(
         saga,
@@ -218,7 +221,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         readiness=readiness,
         on_start=on_start,
         on_stop=[sagas.stop, *on_stop, close_channels, db.dispose],
-        extra={"sagas": sagas, "saga": saga},
+        extra={"sagas": sagas},
     )
 
 
