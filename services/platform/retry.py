@@ -19,6 +19,7 @@ RETRYABLE = frozenset(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.ABORTED,
         grpc.StatusCode.UNAUTHENTICATED,  # a service token expired or is being renewed
+        grpc.StatusCode.CANCELLED,  # the callee stopped (SIGTERM ends its calls in flight)
     }
 )
 
