@@ -6,7 +6,10 @@ proto bytes, so replay and consumers read one format.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
 
 from emporium.common.v1 import money_pb2
 from emporium.order.v1 import events_pb2 as ev
@@ -15,8 +18,10 @@ from google.protobuf.message import Message
 
 from services.order.domain import (
     Address,
+    Card,
     Event,
     Money,
+    Order,
     OrderCancelled,
     OrderConfirmed,
     OrderLine,
@@ -24,6 +29,7 @@ from services.order.domain import (
     OrderRejected,
     OrderShipped,
 )
+from services.order.saga import Outcome, SagaState, Step
 from services.platform.clock import timestamp
 
 
@@ -169,3 +175,38 @@ def from_proto(event_type: str, payload: bytes) -> Event:
     except KeyError:
         raise ValueError(f"unknown order event type {event_type!r}") from None
     return decode(payload)
+
+
+# -- saga rows ---------------------------------------------------------------------------
+
+
+def card_json(card: Card) -> str:
+    """The card as the running saga keeps it (the ``sagas`` row, until the saga ends)."""
+    return json.dumps(asdict(card))
+
+
+def card_from_json(text: str | None) -> Card | None:
+    return None if text is None else Card(**json.loads(text))
+
+
+def saga_state(row: Any, order: Order) -> SagaState:
+    """A ``sagas`` row as the saga's state; lines and total come from the order."""
+    m = row._mapping
+    return SagaState(
+        order_id=m["order_id"],
+        lines=tuple((line.sku, line.quantity) for line in order.lines),
+        total=order.total,
+        card=card_from_json(m["card_json"]),
+        step=Step(m["step"]),
+        started_at_us=m["started_at_us"],
+        attempts=m["attempts"],
+        retry_deadline_us=m["retry_deadline_us"],
+        payment_id=m["payment_id"],
+        authorized=bool(m["authorized"]),
+        captured=bool(m["captured"]),
+        outcome=None if m["outcome"] is None else Outcome(m["outcome"]),
+        reason=m["reason"],
+        compensate_from=None if m["compensate_from"] is None else Step(m["compensate_from"]),
+        cancel_reason=m["cancel_reason"],
+        version=m["version"],
+    )

@@ -6,6 +6,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from emporium.catalog.v1 import catalog_service_pb2 as catalog_pb
@@ -30,7 +31,7 @@ from services.order.downstream import (
 from services.order.handlers import OrderCommands
 from services.order.notifier import Notifier
 from services.order.queries import OrderQueries
-from services.order.saga import Outcome, RetryPolicy, Saga
+from services.order.saga import Outcome, RetryPolicy, Saga, StepHook
 from services.order.saga_runner import SagaRunner
 from services.order.saga_store import Lease, SqlSagaStore
 from services.order.service import OrderServicer
@@ -40,7 +41,6 @@ from services.platform.clients import open_channel
 from services.platform.clock import now_us
 from services.platform.config import Settings
 from services.platform.db import Database
-from services.platform.keys import identity_verifier
 from services.platform.metrics import Metrics, OldestAge, Sampler
 from services.platform.publishing import consuming, outbox_publishing
 from services.platform.resilience import guard
@@ -51,6 +51,7 @@ SERVICE = pb.DESCRIPTOR.services_by_name["OrderService"].full_name
 CATALOG = catalog_pb.DESCRIPTOR.services_by_name["CatalogService"].full_name
 INVENTORY = inventory_pb.DESCRIPTOR.services_by_name["InventoryService"].full_name
 PAYMENT = payment_pb.DESCRIPTOR.services_by_name["PaymentService"].full_name
+SHIPMENT_DISPATCHED = fulfillment_events.ShipmentDispatched.DESCRIPTOR.full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
 SAGA_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -110,72 +111,102 @@ def _running_sagas(metrics: Metrics, store: SqlSagaStore, budget_seconds: float)
     return Sampler(probe)
 
 
-async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
-    """Environment (all optional): ``EMPORIUM_SAGA_RETRY_BUDGET_SECONDS`` [600],
-    ``EMPORIUM_SAGA_RETRY_BASE_SECONDS`` [0.05], ``EMPORIUM_ORDER_CALL_TIMEOUT_SECONDS`` [5],
-    plus the platform's variables; ``SERVICE_CREDENTIALS`` must hold ``order:<secret>``."""
-    db = Database(settings.database_url, MIGRATIONS)
-    await db.migrate()
+@dataclass(frozen=True)
+class _Channels:
+    """The order service's guarded channels to the services it calls."""
+
+    catalog: aio.Channel
+    inventory: aio.Channel
+    payment: aio.Channel
+    fulfillment: aio.Channel
+    token: ServiceToken
+
+    async def close(self) -> None:
+        for channel in (self.catalog, self.inventory, self.payment, self.fulfillment):
+            await channel.close()
+        await self.token.close()
+
+
+def _channels(settings: Settings, metrics: Metrics) -> _Channels:
+    """Catalog is called as the user; inventory, payment and fulfillment with the service
+    token. Every channel is guarded (bulkhead and breaker per downstream)."""
     call_timeout = settings.seconds("EMPORIUM_ORDER_CALL_TIMEOUT_SECONDS", 5.0)
     token = ServiceToken(settings, "order", metrics=metrics)
-    catalog_channel = open_channel(
-        settings.target("catalog"),
-        retryable=[(CATALOG, "BatchGetProducts"), (CATALOG, "GetProduct")],
-        default_timeout=call_timeout,
-        interceptors=guard("catalog", settings, metrics),
-    )
-    inventory_channel = open_channel(
-        settings.target("inventory"),
-        retryable=[(INVENTORY, "GetStock")],
-        default_timeout=call_timeout,
-        interceptors=[token.interceptor(), *guard("inventory", settings, metrics)],
-    )
-    payment_channel = open_channel(
-        settings.target("payment"),
-        retryable=[(PAYMENT, "GetPayment")],
-        default_timeout=call_timeout,
-        interceptors=[token.interceptor(), *guard("payment", settings, metrics)],
-    )
-    fulfillment_channel = open_channel(
-        settings.target("fulfillment"),
-        default_timeout=call_timeout,
-        interceptors=[token.interceptor(), *guard("fulfillment", settings, metrics)],
+
+    def to(name: str, retryable: list[tuple[str, str]], *, as_service: bool = True) -> aio.Channel:
+        interceptors = guard(name, settings, metrics)
+        return open_channel(
+            settings.target(name),
+            retryable=retryable,
+            default_timeout=call_timeout,
+            interceptors=[token.interceptor(), *interceptors] if as_service else interceptors,
+        )
+
+    return _Channels(
+        catalog=to(
+            "catalog",
+            [(CATALOG, "BatchGetProducts"), (CATALOG, "GetProduct")],
+            as_service=False,
+        ),
+        inventory=to("inventory", [(INVENTORY, "GetStock")]),
+        payment=to("payment", [(PAYMENT, "GetPayment")]),
+        fulfillment=to("fulfillment", []),
+        token=token,
     )
 
-    notifier = Notifier()
 
-    def committed(order_id: str) -> None:
-        notifier.notify(order_id)
-
-    policy = RetryPolicy(
-        budget_seconds=settings.seconds("EMPORIUM_SAGA_RETRY_BUDGET_SECONDS", 600.0),
-        base_delay=settings.seconds("EMPORIUM_SAGA_RETRY_BASE_SECONDS", 0.05),
-    )
-    lease = Lease(instance_id(), settings.seconds("EMPORIUM_SAGA_LEASE_SECONDS", 10.0))
-    store = SqlSagaStore(db, now_us, lease, committed)
+def _sagas(
+    settings: Settings,
+    metrics: Metrics,
+    store: SqlSagaStore,
+    lease: Lease,
+    channels: _Channels,
+    policy: RetryPolicy,
+    before_step: StepHook | None,
+) -> SagaRunner:
     saga = Saga(
         store,
         GrpcInventory(
-            inventory_grpc.InventoryServiceStub(inventory_channel),
+            inventory_grpc.InventoryServiceStub(channels.inventory),
             policy.reservation_ttl_seconds(),
         ),
-        GrpcPayments(payment_grpc.PaymentServiceStub(payment_channel)),
+        GrpcPayments(payment_grpc.PaymentServiceStub(channels.payment)),
         policy=policy,
         on_end=_saga_metrics(metrics),
+        before_step=before_step,
     )
-    sagas = SagaRunner(
+    return SagaRunner(
         saga,
         store,
         lease_seconds=lease.seconds,
         max_concurrent=settings.bulkhead_max_concurrent,
         drain_seconds=settings.seconds("EMPORIUM_SAGA_DRAIN_SECONDS", 5.0),
     )
-    shipments = ShipmentRecorder(committed)
+
+
+async def build(
+    settings: Settings, metrics: Metrics, *, before_step: StepHook | None = None
+) -> ServiceDefinition:
+    """Environment (all optional): ``EMPORIUM_SAGA_RETRY_BUDGET_SECONDS`` [600],
+    ``EMPORIUM_SAGA_RETRY_BASE_SECONDS`` [0.05], ``EMPORIUM_ORDER_CALL_TIMEOUT_SECONDS`` [5],
+    plus the platform's variables; ``SERVICE_CREDENTIALS`` must hold ``order:<secret>``."""
+    db = Database(settings.database_url, MIGRATIONS)
+    await db.migrate()
+    channels = _channels(settings, metrics)
+    notifier = Notifier()
+    committed = notifier.notify  # after a commit that appended an order's events
+    policy = RetryPolicy(
+        budget_seconds=settings.seconds("EMPORIUM_SAGA_RETRY_BUDGET_SECONDS", 600.0),
+        base_delay=settings.seconds("EMPORIUM_SAGA_RETRY_BASE_SECONDS", 0.05),
+    )
+    lease = Lease(instance_id(), settings.seconds("EMPORIUM_SAGA_LEASE_SECONDS", 10.0))
+    store = SqlSagaStore(db, now_us, lease, committed)
+    sagas = _sagas(settings, metrics, store, lease, channels, policy, before_step)
     queries = OrderQueries(db, notifier)
     commands = OrderCommands(
         db,
-        GrpcCatalog(catalog_grpc.CatalogServiceStub(catalog_channel)),
-        GrpcFulfillment(fulfillment_grpc.FulfillmentServiceStub(fulfillment_channel)),
+        GrpcCatalog(catalog_grpc.CatalogServiceStub(channels.catalog)),
+        GrpcFulfillment(fulfillment_grpc.FulfillmentServiceStub(channels.fulfillment)),
         sagas,
         queries,
         lease,
@@ -189,36 +220,27 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         db,
         metrics,
         contexts=["fulfillment"],
-        session_handlers={fulfillment_events.ShipmentDispatched.DESCRIPTOR.full_name: shipments},
+        session_handlers={SHIPMENT_DISPATCHED: ShipmentRecorder(committed)},
     )
-    on_start: list[Hook] = [*start_publishing, *start_consuming]
-    on_stop: list[Hook] = [*stop_consuming, *stop_publishing]
-    # Not the bus: with the outbox, orders are taken while Redis is away.
-    readiness: list[Hook] = [db.ping]
-
-    on_start.append(sagas.begin)
     saga_gauges = _running_sagas(metrics, store, policy.budget_seconds)
-    on_start.append(saga_gauges.start)
-    on_stop.insert(0, saga_gauges.stop)
-
-    async def close_channels() -> None:
-        channels = (catalog_channel, inventory_channel, payment_channel, fulfillment_channel)
-        for channel in channels:
-            await channel.close()
-        await token.close()
-
-    def register(server: aio.Server) -> None:
-        pb_grpc.add_OrderServiceServicer_to_server(OrderServicer(commands, queries), server)
-
-    return ServiceDefinition(
-        name=settings.service,
-        register=register,
-        service_names=[SERVICE],
-        middlewares=runner.standard_middlewares(settings, metrics, identity_verifier(settings), []),
-        readiness=readiness,
-        on_start=on_start,
-        on_stop=[sagas.stop, *on_stop, close_channels, db.dispose],
-        extra={"sagas": sagas, "saga": saga},
+    return runner.definition(
+        settings,
+        metrics,
+        OrderServicer(commands, queries),
+        pb_grpc.add_OrderServiceServicer_to_server,
+        SERVICE,
+        # Not the bus: with the outbox, orders are taken while Redis is away.
+        readiness=[db.ping],
+        on_start=[*start_publishing, *start_consuming, sagas.begin, saga_gauges.start],
+        on_stop=[
+            sagas.stop,
+            saga_gauges.stop,
+            *stop_consuming,
+            *stop_publishing,
+            channels.close,
+            db.dispose,
+        ],
+        extra={"sagas": sagas},
     )
 
 

@@ -111,6 +111,9 @@ _PROBE_JITTER = 0.25
 
 
 OnEnd = Callable[[Outcome, float], None]
+#: Awaited before each forward step with the order id and the step (injected by tests at
+#: the composition root, to hold a saga at a chosen step).
+StepHook = Callable[[str, Step], Awaitable[None]]
 
 
 class Saga:
@@ -126,6 +129,7 @@ class Saga:
         now_us: Callable[[], int] = wall_clock_us,
         on_end: OnEnd | None = None,
         rng: random.Random | None = None,
+        before_step: StepHook | None = None,
     ) -> None:
         self._store = store
         self._inventory = inventory
@@ -136,8 +140,7 @@ class Saga:
         self._rng = rng or random.Random()
         self._wakeups: dict[str, asyncio.Event] = {}
         self._halted = False
-        #: Test hook: awaited before each forward step (to stop a saga at a chosen step).
-        self.before_step: Callable[[str, Step], Awaitable[None]] | None = None
+        self._before_step = before_step
 
     def poke(self, order_id: str) -> None:
         """Ends a backoff pause early (a cancellation was requested)."""
@@ -167,8 +170,8 @@ class Saga:
     async def _advance(self, state: SagaState) -> SagaState | Outcome:
         if state.step is Step.COMPENSATE:
             return await self._compensate(state)
-        if self.before_step is not None:
-            await self.before_step(state.order_id, state.step)
+        if self._before_step is not None:
+            await self._before_step(state.order_id, state.step)
         if state.cancel_reason is not None:
             return await self._begin_compensation(state, Outcome.CANCELLED, state.cancel_reason)
         try:

@@ -8,15 +8,15 @@ all held sagas; :meth:`SqlSagaStore.adopt` claims sagas whose lease expired or w
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.order import codec
 from services.order.domain import Card, Event, Order, OrderStatus
 from services.order.ports import LeaseLost
 from services.order.repository import OnCommit, OrderStore
@@ -29,14 +29,6 @@ log = logging.getLogger("emporium.order.saga")
 
 RUNNING, ENDED = "running", "ended"
 _MAX_CONFLICTS = 5
-
-
-def _card_json(card: Card) -> str:
-    return json.dumps(asdict(card))
-
-
-def _card(text: str | None) -> Card | None:
-    return None if text is None else Card(**json.loads(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +61,7 @@ async def create_saga(
             reason="",
             compensate_from=None,
             cancel_reason=None,
-            card_json=_card_json(card),
+            card_json=codec.card_json(card),
             started_at_us=now_us,
             updated_at_us=now_us,
             owner=lease.owner,
@@ -122,28 +114,6 @@ async def reopen_for_cancel(
             lease_expires_us=lease.expiry(now_us),
             version=sagas.c.version + 1,
         )
-    )
-
-
-def _state(row: Any, order: Order) -> SagaState:
-    m = row._mapping
-    return SagaState(
-        order_id=m["order_id"],
-        lines=tuple((line.sku, line.quantity) for line in order.lines),
-        total=order.total,
-        card=_card(m["card_json"]),
-        step=Step(m["step"]),
-        started_at_us=m["started_at_us"],
-        attempts=m["attempts"],
-        retry_deadline_us=m["retry_deadline_us"],
-        payment_id=m["payment_id"],
-        authorized=bool(m["authorized"]),
-        captured=bool(m["captured"]),
-        outcome=None if m["outcome"] is None else Outcome(m["outcome"]),
-        reason=m["reason"],
-        compensate_from=None if m["compensate_from"] is None else Step(m["compensate_from"]),
-        cancel_reason=m["cancel_reason"],
-        version=m["version"],
     )
 
 
@@ -202,7 +172,7 @@ class SqlSagaStore:
             if row is None:
                 return None
             order = await OrderStore(session).load(order_id)
-        return _state(row, order)
+        return codec.saga_state(row, order)
 
     async def save(self, state: SagaState) -> SagaState:
         async with self._db.transaction() as session:

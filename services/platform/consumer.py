@@ -1,15 +1,10 @@
 """Idempotent consumers: a consumer group per consuming context, over Redis Streams.
 
-Delivery is at-least-once and the effect is exactly-once: the handler runs and the
-event's id is written to the ``inbox`` in the same transaction
-(:mod:`services.platform.bus.applying`), an event already in the inbox is skipped, and
-the entry is acknowledged only after the commit. A handler that fails leaves its entry
-pending; it is retried with backoff while later events of its aggregate wait behind it,
-and after ``max_deliveries`` it goes to the group's dead letters
-(:mod:`services.platform.bus.dead_letters`). The database or Redis failing is no
-delivery: the consumer backs off and resumes the same entries. Entries left pending by a
-dead consumer are taken over with XAUTOCLAIM once idle for ``claim_idle_ms``. See
-docs/messaging.md.
+The loop of one group member: read, retry failed handlers with backoff (later events of
+their aggregate waiting behind them), reclaim a dead member's entries, and resume its own
+after the database or Redis failed (no delivery counted). Applying with the inbox is
+:mod:`services.platform.bus.applying`, dead letters :mod:`services.platform.bus.dead_letters`.
+See docs/messaging.md.
 """
 
 from __future__ import annotations
@@ -47,7 +42,7 @@ from services.platform.bus.applying import (
 )
 from services.platform.bus.dead_letters import aggregate_key
 from services.platform.bus.metrics import ConsumerReport
-from services.platform.bus.ordering import AggregateQueue
+from services.platform.bus.ordering import AggregateQueue, Retries
 from services.platform.db import Database
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
@@ -59,7 +54,6 @@ log = logging.getLogger("emporium.consumer")
 
 _STALE_MEMBER_IDLE_MS = 3600 * 1000
 _REASON_LIMIT = 2000
-_Entry = tuple[str, str]  # (stream, entry id)
 
 
 class Consumer:
@@ -129,8 +123,7 @@ class Consumer:
         self._report = ConsumerReport(bus_metrics(metrics), group)
         self._after_commit = after_commit
         self._retry_backoff = (retry_backoff, retry_backoff_cap)
-        # (stream, entry id) -> (when to retry, min idle ms for XCLAIM)
-        self._retries: dict[_Entry, tuple[float, int]] = {}
+        self._retries = Retries()
         self._order = AggregateQueue()  # later events of an aggregate wait behind a failure
         self._parked_now: set[str] = set()  # aggregates dead-lettered in this round
         self._reclaim_every = min(max(claim_idle_ms / 2000, 0.05), 10.0)
@@ -176,7 +169,8 @@ class Consumer:
                     ready = True
                 await self._retry_due()
                 await self._reclaim_if_due()
-                await self._process(await self._read_new())
+                fresh = await self._read_new()
+                await self._process(fresh, none_blocked=not self._member.probe_found)
                 await self._report.refresh(self._member)
             except asyncio.CancelledError:
                 raise
@@ -202,12 +196,12 @@ class Consumer:
         if self._stopping:
             return []
         block = min(self.block_ms, int((self._next_reclaim - time.monotonic()) * 1000))
-        if self._retries:
-            due = min(at for at, _ in self._retries.values()) - time.monotonic()
+        due = self._retries.seconds_to_next()
+        if due is not None:
             block = min(block, int(due * 1000))
         self._interruptible = True
         try:
-            return await self._member.read_new(self.batch, block)
+            return await self._member.read_new(self.batch, block, probe=self._dead.blocked_key)
         finally:
             self._interruptible = False
 
@@ -229,13 +223,7 @@ class Consumer:
                 after = self._member.pending_id(pending[-1])
 
     async def _retry_due(self) -> None:
-        now = time.monotonic()
-        due: dict[tuple[str, int], list[str]] = defaultdict(list)
-        for (stream, entry_id), (at, min_idle) in list(self._retries.items()):
-            if at <= now:
-                del self._retries[(stream, entry_id)]
-                due[(stream, min_idle)].append(entry_id)
-        for (stream, min_idle), ids in due.items():
+        for (stream, min_idle), ids in self._retries.take_due().items():
             # A min idle time: if another consumer took the entry meanwhile, leave it be.
             claimed = await self._member.claim(stream, ids, min_idle)
             taken = {d.entry_id for d in claimed}
@@ -258,14 +246,14 @@ class Consumer:
 
     # Handling -----------------------------------------------------------------
 
-    async def _process(self, entries: list[Delivery]) -> None:
+    async def _process(self, entries: list[Delivery], *, none_blocked: bool = False) -> None:
         """Applies ``entries``, acks what committed; re-raises an infrastructure failure."""
         done: dict[str, list[str]] = defaultdict(list)
         released: list[Delivery] = []
         error: BaseException | None = None
         committed = False
         self._parked_now.clear()
-        ready = await self._admit(entries, done)
+        ready = await self._admit(entries, done, none_blocked)
         for start in range(0, len(ready), self.transaction_batch):
             # A failure in one chunk holds back its aggregate's later events in the next.
             candidates = ready[start : start + self.transaction_batch]
@@ -284,11 +272,13 @@ class Consumer:
         if released:
             await self._process(released)
 
-    async def _admit(self, entries: list[Delivery], done: dict[str, list[str]]) -> list[Ready]:
+    async def _admit(
+        self, entries: list[Delivery], done: dict[str, list[str]], none_blocked: bool
+    ) -> list[Ready]:
         """The entries to apply now: decoded, not given up on, not waiting behind another."""
         ready: list[Ready] = []
         for entry in entries:
-            self._retries.pop((entry.stream, entry.entry_id), None)
+            self._retries.forget(entry)
             if not entry.fields:  # deleted from the stream (trimmed) while pending
                 done[entry.stream].append(entry.entry_id)
                 continue
@@ -304,7 +294,9 @@ class Consumer:
                 continue
             ready.append((entry, envelope))
         # One look at the blocked aggregates per round (one round trip).
-        blocked = await self._dead.blocked(sorted({key_of(*item) for item in ready}))
+        # (``none_blocked``: the read found no blocked aggregate at all, in the same trip.)
+        keys = [] if none_blocked else sorted({key_of(*item) for item in ready})
+        blocked = await self._dead.blocked(keys)
         for entry, envelope in [item for item in ready if key_of(*item) in blocked]:
             reason = f"held behind a dead letter of {envelope.aggregate_id} on {entry.stream}"
             await self._park(entry, envelope.event_type, envelope.aggregate_id, reason)
@@ -346,11 +338,7 @@ class Consumer:
         if entry.deliveries >= self.max_deliveries:
             await self._park(entry, envelope.event_type, envelope.aggregate_id, reason)
             return False
-        delay = backoff_delay(entry.deliveries - 1, *self._retry_backoff)
-        self._retries[(entry.stream, entry.entry_id)] = (
-            time.monotonic() + delay,
-            int(delay * 500),
-        )
+        self._retries.schedule(entry, backoff_delay(entry.deliveries - 1, *self._retry_backoff))
         return True
 
     async def _park(self, entry: Delivery, event_type: str, aggregate_id: str, reason: str) -> None:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 
 from tests.fault import invariants
@@ -139,6 +140,8 @@ async def test_replicas_under_kills_stops_and_a_frozen_payment_keep_money_and_st
         chaos = asyncio.create_task(monkey.run(stop, at_least=2 * len(replicated.orders)))
         try:
             order_ids = await placement.stream(products, ORDERS, PER_SECOND)
+        except grpc.aio.AioRpcError as failed:
+            raise AssertionError(f"seed {seed}: no replica took an order; {monkey.log}") from failed
         finally:
             stop.set()
             await chaos

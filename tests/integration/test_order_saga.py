@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import os
 import socket
 import sys
@@ -23,7 +24,7 @@ from emporium.payment.v1 import payment_service_pb2 as payment_pb
 
 from services.fulfillment import main as fulfillment_main
 from services.order import main as order_main
-from services.order.saga import Saga, Step
+from services.order.saga import Step
 from services.order.saga_runner import SagaRunner
 from services.order.shipments import ShipmentRecorder
 from services.platform import outbox
@@ -157,11 +158,9 @@ async def test_a_saga_interrupted_by_a_restart_resumes_and_ends(
     who = shop.user()
     async with fresh_database(backend, tmp_path, "order") as url:
         settings = order_settings(url, shop.targets, identity_server.target)
-        async with servers.serve(order_main.build, settings) as first:
-            saga = first.host.definition.extra["saga"]
-            assert isinstance(saga, Saga)
-            gate = Gate(Step.AUTHORIZE)  # stop between the reservation and the payment
-            saga.before_step = gate
+        gate = Gate(Step.AUTHORIZE)  # stop between the reservation and the payment
+        held = functools.partial(order_main.build, before_step=gate)
+        async with servers.serve(held, settings) as first:
             request = shop.request((product.product_id, 2))
             order = (
                 await pb_grpc.OrderServiceStub(first.channel).PlaceOrder(request, metadata=who)

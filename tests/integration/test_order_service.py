@@ -8,6 +8,7 @@ test_order_saga.py, which shares this module's harness.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,7 +39,7 @@ from services.fulfillment import main as fulfillment_main
 from services.fulfillment.handlers import handle_order_confirmed
 from services.inventory import main as inventory_main
 from services.order import main as order_main
-from services.order.saga import Saga, Step
+from services.order.saga import Step
 from services.payment import main as payment_main
 from services.platform import outbox
 from services.platform.config import Settings
@@ -116,6 +117,17 @@ class Gate:
         await eventually(held)
 
 
+class Gates:
+    """The order service's ``before_step`` hook in the shop: the current test's gate."""
+
+    def __init__(self) -> None:
+        self.current: Gate | None = None
+
+    async def __call__(self, order_id: str, step: Step) -> None:
+        if self.current is not None:
+            await self.current(order_id, step)
+
+
 @dataclass
 class Shop:
     """Every service an order needs, and what a test does with them."""
@@ -128,6 +140,7 @@ class Shop:
     payment: payment_grpc.PaymentServiceAsyncStub
     fulfillment: fulfillment_grpc.FulfillmentServiceAsyncStub
     order_service: servers.Running
+    gates: Gates
     orders: pb_grpc.OrderServiceAsyncStub = field(init=False)
 
     def __post_init__(self) -> None:
@@ -136,12 +149,6 @@ class Shop:
     @property
     def admin(self) -> Metadata:
         return bearer(self.tokens.admin)
-
-    @property
-    def saga(self) -> Saga:
-        saga = self.order_service.host.definition.extra["saga"]
-        assert isinstance(saga, Saga)
-        return saga
 
     def user(self) -> Metadata:
         return bearer(self.tokens.user(f"user-{uuid.uuid4().hex[:8]}"))
@@ -251,7 +258,9 @@ async def open_shop(
             targets[name] = running[name].target
         urls["order"] = await stack.enter_async_context(fresh_database(backend, tmp, "order"))
         settings = order_settings(urls["order"], targets, identity.target)
-        order = await stack.enter_async_context(servers.serve(order_main.build, settings))
+        gates = Gates()
+        build = functools.partial(order_main.build, before_step=gates)
+        order = await stack.enter_async_context(servers.serve(build, settings))
         yield Shop(
             tokens,
             targets,
@@ -261,6 +270,7 @@ async def open_shop(
             payment_grpc.PaymentServiceStub(running["payment"].channel),
             fulfillment_grpc.FulfillmentServiceStub(running["fulfillment"].channel),
             order,
+            gates,
         )
 
 
@@ -287,14 +297,14 @@ async def shop(
         )
     shop = started[backend]
     yield shop
-    shop.saga.before_step = None
+    shop.gates.current = None
 
 
 @pytest.fixture
 def gate(shop: Shop) -> Callable[[Step], Gate]:
     def install(step: Step) -> Gate:
         gate = Gate(step)
-        shop.saga.before_step = gate
+        shop.gates.current = gate
         return gate
 
     return install

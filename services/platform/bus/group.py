@@ -42,6 +42,8 @@ class GroupMember:
         self.name = name
         self.streams = tuple(streams)
         self._acks: dict[str, list[str]] = defaultdict(list)
+        #: Whether the last :meth:`read_new`'s ``probe`` key existed (True without one).
+        self.probe_found = True
 
     async def ensure_groups(self) -> None:
         for stream in self.streams:
@@ -65,12 +67,13 @@ class GroupMember:
             self.ack_later(acks)  # not known to have arrived: send them again
             raise
 
-    async def read_new(self, count: int, block_ms: int) -> list[Delivery]:
+    async def read_new(self, count: int, block_ms: int, probe: str | None = None) -> list[Delivery]:
         """XREADGROUP ``>``: entries never delivered to the group, waiting up to ``block_ms``.
 
         The entries given to :meth:`ack_later` are acknowledged first, in the same round
         trip: Redis runs both in one event-loop turn, which at ``appendfsync always`` is
-        one fsync instead of two.
+        one fsync instead of two. ``probe``: a key whose existence is checked in the same
+        trip (:attr:`probe_found`), before the read.
         """
         streams = dict.fromkeys(self.streams, ">")
         block = max(1, block_ms)  # never 0: that would block forever
@@ -80,8 +83,12 @@ class GroupMember:
                 for stream, ids in acks.items():
                     if ids:
                         pipe.xack(stream, self.group, *ids)
+                if probe is not None:
+                    pipe.exists(probe)
                 pipe.xreadgroup(self.group, self.name, streams, count=count, block=block)
-                response = (await pipe.execute())[-1]
+                results = await pipe.execute()
+            response = results[-1]
+            self.probe_found = probe is None or bool(results[-2])
         except BaseException:
             self.ack_later(acks)
             raise

@@ -1,4 +1,4 @@
-"""Per-aggregate order inside one consumer group member.
+"""Per-aggregate order and handler retries inside one consumer group member.
 
 When an event's handler fails and the event awaits its retry, the member's later events
 of the same aggregate (``<stream> <aggregate id>``) wait behind it: pending, not
@@ -8,6 +8,7 @@ dead-lettered (then they are parked behind its dead letter).
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 from services.platform.bus.group import Delivery
@@ -57,3 +58,35 @@ class AggregateQueue:
                 held = self._held.pop(key, {})
                 return sorted(held.values(), key=lambda d: entry_order(d.entry_id))
         return []
+
+
+class Retries:
+    """Entries whose handler failed, and when each is due to be claimed back and retried."""
+
+    def __init__(self) -> None:
+        # (stream, entry id) -> (when, the min idle ms for XCLAIM: half the delay)
+        self._due: dict[Entry, tuple[float, int]] = {}
+
+    def __contains__(self, entry: Entry) -> bool:
+        return entry in self._due
+
+    def schedule(self, entry: Delivery, delay: float) -> None:
+        self._due[(entry.stream, entry.entry_id)] = (time.monotonic() + delay, int(delay * 500))
+
+    def forget(self, entry: Delivery) -> None:
+        self._due.pop((entry.stream, entry.entry_id), None)
+
+    def seconds_to_next(self) -> float | None:
+        if not self._due:
+            return None
+        return min(at for at, _ in self._due.values()) - time.monotonic()
+
+    def take_due(self) -> dict[tuple[str, int], list[str]]:
+        """The entries due now, by (stream, min idle ms), no longer scheduled."""
+        now = time.monotonic()
+        due: dict[tuple[str, int], list[str]] = defaultdict(list)
+        for (stream, entry_id), (at, min_idle) in list(self._due.items()):
+            if at <= now:
+                del self._due[(stream, entry_id)]
+                due[(stream, min_idle)].append(entry_id)
+        return due
