@@ -45,8 +45,8 @@ def _cpu_model() -> str:
 
 def _command_version(argv: list[str]) -> str:
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
-    except OSError:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
         return "not found"
     return (
         (done.stdout or done.stderr).strip().splitlines()[0] if done.stdout or done.stderr else "?"
