@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from emporium.identity.v1 import identity_service_pb2 as identity_pb
 from emporium.inventory.v1 import inventory_service_pb2 as inventory_pb
 from emporium.order.v1 import order_service_pb2 as order_pb
 from emporium.payment.v1 import payment_service_pb2 as payment_pb
@@ -223,3 +224,38 @@ async def test_fifty_concurrent_orders_for_ten_in_stock_confirm_exactly_ten(
         list(ended),
     )
     assert captures == [(10,)]
+
+
+async def test_a_customer_cannot_take_a_service_accounts_name_and_the_account_still_works(
+    mesh: Mesh, shop: Shop
+) -> None:
+    """Register refuses ``svc-order`` (and the accounts' email domain); the order service's
+    own account still logs in, and an order placed afterwards ships (order calls payment
+    and inventory with that account's token)."""
+    for username, email in [
+        ("svc-order", "squatter@example.com"),
+        ("squatter", "svc-order@accounts.emporium.invalid"),
+    ]:
+        with pytest.raises(grpc.RpcError) as caught:
+            await shop.identity.Register(
+                identity_pb.RegisterRequest(
+                    username=username, email=email, password="correct-horse-battery"
+                ),
+                timeout=10,
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    login = await shop.identity.Login(
+        identity_pb.LoginRequest(username="svc-order", password=mesh.service_secrets["order"]),
+        timeout=10,
+    )
+    assert login.access_token
+    refused = identity_pb.LoginRequest(username="svc-order", password="correct-horse-battery")
+    with pytest.raises(grpc.RpcError) as caught:
+        await shop.identity.Login(refused, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    book = await shop.new_product(price_minor=1200, stock=2)
+    placed = await shop.place([(book, 1)])
+    order = (await shop.until([placed.order_id], {SHIPPED}, timeout=30))[placed.order_id]
+    assert order.status == SHIPPED

@@ -110,6 +110,8 @@ class Mesh:
     #: Further processes of a service (``order-2`` → ``order``) and their ports.
     replica_of: dict[str, str] = field(default_factory=dict)
     replica_ports: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Each service account's secret (``order`` → the secret ``svc-order`` logs in with).
+    service_secrets: dict[str, str] = field(default_factory=dict)
 
     def ports(self, name: str) -> tuple[int, int]:
         """The service's (or replica's) gRPC and metrics ports."""
@@ -233,6 +235,7 @@ async def running_mesh(
             redis.url,
             extra={"PASSWORD_HASH_COST": "fast", "LOG_LEVEL": "INFO", **(extra_env or {})},
         )
+        mesh.service_secrets.update(environment.credentials.service_secrets)
         for name in DEFAULT_PORTS:
             mesh.env[name] = environment.service(
                 name, *mesh.ports(name), database_url=(databases or {}).get(name)
