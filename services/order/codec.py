@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
 
 from emporium.common.v1 import money_pb2
 from emporium.order.v1 import events_pb2 as ev
@@ -31,6 +30,7 @@ from services.order.domain import (
 )
 from services.order.saga import Outcome, SagaState, Step
 from services.platform.clock import timestamp
+from services.platform.db import Row
 
 
 def money_proto(money: Money) -> money_pb2.Money:
@@ -189,9 +189,8 @@ def card_from_json(text: str | None) -> Card | None:
     return None if text is None else Card(**json.loads(text))
 
 
-def saga_state(row: Any, order: Order) -> SagaState:
+def saga_state(m: Row, order: Order) -> SagaState:
     """A ``sagas`` row as the saga's state; lines and total come from the order."""
-    m = row._mapping
     return SagaState(
         order_id=m["order_id"],
         lines=tuple((line.sku, line.quantity) for line in order.lines),

@@ -14,29 +14,20 @@ from collections.abc import Callable
 from dataclasses import astuple
 
 from services.order.domain import Order, OrderStatus, PlaceOrder, price_lines
-from services.order.ports import Catalog, Fulfillment, ShipmentDispatched
+from services.order.ports import (
+    Catalog,
+    DuplicateRequest,
+    Fulfillment,
+    OrderUnitOfWork,
+    ShipmentDispatched,
+)
 from services.order.projector import OrderView
 from services.order.queries import OrderQueries
-from services.order.repository import (
-    DuplicateRequest,
-    OnCommit,
-    OrderRequests,
-    OrderStore,
-    OrderViews,
-)
 from services.order.saga_runner import SagaRunner
-from services.order.saga_store import (
-    RUNNING,
-    Lease,
-    create_saga,
-    lock_saga,
-    reopen_for_cancel,
-    request_cancel,
-)
+from services.order.saga_store import Lease
 from services.platform import deadlines
 from services.platform.auth import Caller, may_read
 from services.platform.clock import now_us as wall_clock_us
-from services.platform.db import Database
 from services.platform.errors import (
     FailedPrecondition,
     NotFound,
@@ -62,25 +53,23 @@ def request_hash(command: PlaceOrder) -> str:
 class OrderCommands:
     def __init__(
         self,
-        db: Database,
+        uow: OrderUnitOfWork,
         catalog: Catalog,
         fulfillment: Fulfillment,
         runner: SagaRunner,
         queries: OrderQueries,
         lease: Lease,
         *,
-        on_commit: OnCommit | None = None,
         now_us: Callable[[], int] = wall_clock_us,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         cancel_wait: float = 5.0,
     ) -> None:
-        self._db = db
+        self._uow = uow
         self._catalog = catalog
         self._fulfillment = fulfillment
         self._runner = runner
         self._queries = queries
         self._lease = lease
-        self._on_commit = on_commit
         self._now_us = now_us
         self._new_id = new_id
         self._cancel_wait = cancel_wait
@@ -89,8 +78,8 @@ class OrderCommands:
         """Prices the order, stores it with its saga in one transaction, starts the saga."""
         command.validate()
         fingerprint = request_hash(command)
-        async with self._db.transaction() as session:
-            earlier = await OrderRequests(session).find(caller.subject, command.idempotency_key)
+        async with self._uow.read() as tx:
+            earlier = await tx.requests.find(caller.subject, command.idempotency_key)
         if earlier is not None:
             return await self._replayed(caller, earlier, fingerprint)
         products = await self._catalog.products([line.product_id for line in command.lines])
@@ -98,16 +87,17 @@ class OrderCommands:
         order_id, now = self._new_id(), self._now_us()
         placed = Order.place(order_id, caller.subject, command, lines, total, now)
         try:
-            async with self._db.transaction() as session:
-                await OrderRequests(session).add(
+            async with self._uow.write() as tx:
+                await tx.requests.add(
                     caller.subject, command.idempotency_key, fingerprint, order_id, now
                 )
-                await OrderStore(session, self._on_commit).append(Order(order_id), placed)
-                await create_saga(session, order_id, command.card, now, self._lease)
-                view = await OrderViews(session).get(order_id)
+                await tx.orders.append(Order(order_id), placed)
+                lease = self._lease
+                await tx.sagas.create(order_id, command.card, now, lease.owner, lease.expiry(now))
+                view = await tx.views.get(order_id)
         except DuplicateRequest:  # a concurrent request with the same key won
-            async with self._db.transaction() as session:
-                earlier = await OrderRequests(session).find(caller.subject, command.idempotency_key)
+            async with self._uow.read() as tx:
+                earlier = await tx.requests.find(caller.subject, command.idempotency_key)
             assert earlier is not None
             return await self._replayed(caller, earlier, fingerprint)
         self._runner.start(order_id)
@@ -149,19 +139,19 @@ class OrderCommands:
     async def _request_cancel(self, caller: Caller, order_id: str, reason: str) -> bool:
         """Records the cancel request of a pending order; true if the order is confirmed
         (and not being cancelled already), which fulfillment must agree to first."""
-        async with self._db.transaction() as session:
-            saga = await lock_saga(session, order_id)
-            order = await OrderStore(session).load(order_id)
+        async with self._uow.write() as tx:
+            saga = await tx.sagas.lock(order_id)
+            order = await tx.orders.load(order_id)
             if not order.exists or not may_read(caller, order.user_id) or saga is None:
                 raise NotFound("no such order")
             if order.status is OrderStatus.CANCELLED:
                 return False  # idempotent
             if order.status is OrderStatus.PENDING:
-                if saga._mapping["cancel_reason"] is None:
-                    await request_cancel(session, order_id, reason, self._now_us())
+                if saga.cancel_reason is None:
+                    await tx.sagas.request_cancel(order_id, reason, self._now_us())
                 return False
             if order.status is OrderStatus.CONFIRMED:
-                return bool(saga._mapping["status"] != RUNNING)
+                return not saga.running
             assert order.status is not None
             raise FailedPrecondition(
                 f"an order that is {order.status.value.lower()} cannot be cancelled"
@@ -170,14 +160,14 @@ class OrderCommands:
     async def _reopen(self, order_id: str, reason: str) -> bool:
         """Reopens the ended saga of a confirmed order to refund and restock it (held
         here); false if a concurrent cancel did so first."""
-        async with self._db.transaction() as session:
-            saga = await lock_saga(session, order_id)
-            order = await OrderStore(session).load(order_id)
-            if saga is None or order.status is not OrderStatus.CONFIRMED:
+        async with self._uow.write() as tx:
+            saga = await tx.sagas.lock(order_id)
+            order = await tx.orders.load(order_id)
+            if saga is None or saga.running or order.status is not OrderStatus.CONFIRMED:
                 return False
-            if saga._mapping["status"] == RUNNING:
-                return False
-            await reopen_for_cancel(session, order_id, reason, self._now_us(), self._lease)
+            now = self._now_us()
+            owner, expires = self._lease.owner, self._lease.expiry(now)
+            await tx.sagas.reopen_for_cancel(order_id, reason, now, owner, expires)
             return True
 
     async def _settled(self, caller: Caller, order_id: str) -> OrderView:

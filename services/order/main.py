@@ -31,6 +31,7 @@ from services.order.downstream import (
 from services.order.handlers import OrderCommands
 from services.order.notifier import Notifier
 from services.order.queries import OrderQueries
+from services.order.repository import SqlOrderTx, unit_of_work
 from services.order.saga import Outcome, RetryPolicy, Saga, StepHook
 from services.order.saga_runner import SagaRunner
 from services.order.saga_store import Lease, SqlSagaStore
@@ -200,17 +201,17 @@ async def build(
         base_delay=settings.seconds("EMPORIUM_SAGA_RETRY_BASE_SECONDS", 0.05),
     )
     lease = Lease(instance_id(), settings.seconds("EMPORIUM_SAGA_LEASE_SECONDS", 10.0))
-    store = SqlSagaStore(db, now_us, lease, committed)
+    uow = unit_of_work(db, committed)
+    store = SqlSagaStore(uow, now_us, lease)
     sagas = _sagas(settings, metrics, store, lease, channels, policy, before_step)
-    queries = OrderQueries(db, notifier)
+    queries = OrderQueries(uow, notifier)
     commands = OrderCommands(
-        db,
+        uow,
         GrpcCatalog(catalog_grpc.CatalogServiceStub(channels.catalog)),
         GrpcFulfillment(fulfillment_grpc.FulfillmentServiceStub(channels.fulfillment)),
         sagas,
         queries,
         lease,
-        on_commit=committed,
     )
 
     # The relay is woken by the database's commit hook (order events go through the outbox).
@@ -220,7 +221,7 @@ async def build(
         db,
         metrics,
         contexts=["fulfillment"],
-        session_handlers={SHIPMENT_DISPATCHED: ShipmentRecorder(committed)},
+        handlers={SHIPMENT_DISPATCHED: ShipmentRecorder(lambda tx: SqlOrderTx(tx, committed))},
     )
     saga_gauges = _running_sagas(metrics, store, policy.budget_seconds)
     return runner.definition(

@@ -11,10 +11,15 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from services.order.domain import Card, Money, Product
+from services.order.domain import Card, Event, Money, Order, Product
+from services.platform.db import Row
+from services.platform.outbox import Outbox
+from services.platform.uow import UnitOfWork
 
 if TYPE_CHECKING:
+    from services.order.projector import OrderView
     from services.order.saga import SagaState
+    from services.order.saga_rows import Held
 
 #: A SKU and a quantity to reserve.
 SkuLine = tuple[str, int]
@@ -124,3 +129,87 @@ class Leases(Protocol):
     async def adopt(self, limit: int) -> list[str]: ...
 
     async def release(self, order_ids: Collection[str]) -> None: ...
+
+
+# --- the order's own tables, in one transaction (services.order.repository) --------------
+
+
+class DuplicateRequest(Exception):
+    """Another PlaceOrder with the same (user, idempotency key) committed first."""
+
+
+class OrderEvents(Protocol):
+    async def load(self, order_id: str) -> Order: ...
+
+    async def events_after(self, order_id: str, version: int) -> list[tuple[int, Event]]: ...
+
+    async def append(self, order: Order, new: Event) -> None:
+        """Appends ``new`` (the read model and the outbox follow); ``Conflict`` if another
+        writer appended that version first."""
+
+
+class OrderViews(Protocol):
+    async def get(self, order_id: str) -> OrderView | None: ...
+
+    async def page(
+        self, user_id: str, limit: int, after: tuple[int, str] | None
+    ) -> list[OrderView]: ...
+
+
+class OrderRequests(Protocol):
+    async def find(self, user_id: str, key: str) -> tuple[str, str] | None: ...
+
+    async def add(
+        self, user_id: str, key: str, request_hash: str, order_id: str, now_us: int
+    ) -> None:
+        """Raises :class:`DuplicateRequest` if the key is taken."""
+
+
+class SagaRows(Protocol):
+    async def create(
+        self, order_id: str, card: Card, now_us: int, owner: str, expires_us: int
+    ) -> None: ...
+
+    async def lock(self, order_id: str) -> Held | None: ...
+
+    async def held_running(self, order_id: str, owner: str) -> Row | None: ...
+
+    async def request_cancel(self, order_id: str, reason: str, now_us: int) -> None: ...
+
+    async def reopen_for_cancel(
+        self, order_id: str, reason: str, now_us: int, owner: str, expires_us: int
+    ) -> None: ...
+
+    async def save(self, state: SagaState, owner: str, now_us: int) -> tuple[bool, str | None]: ...
+
+    async def end(self, state: SagaState, owner: str, now_us: int) -> None: ...
+
+    async def renew(self, order_ids: Collection[str], owner: str, expires_us: int) -> set[str]: ...
+
+    async def adopt(self, limit: int, owner: str, now_us: int, expires_us: int) -> list[str]: ...
+
+    async def release(self, order_ids: Collection[str], owner: str) -> None: ...
+
+    async def running(self) -> tuple[int, int | None]: ...
+
+
+class OrderTx(Protocol):
+    """What one transaction of the order service may touch."""
+
+    @property
+    def orders(self) -> OrderEvents: ...
+
+    @property
+    def views(self) -> OrderViews: ...
+
+    @property
+    def requests(self) -> OrderRequests: ...
+
+    @property
+    def sagas(self) -> SagaRows: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+
+OrderUnitOfWork = UnitOfWork[OrderTx]

@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from services.order import codec
 from services.order.domain import (
@@ -31,8 +30,28 @@ from services.order.domain import (
     OrderStatus,
 )
 from services.order.tables import order_events, order_views
+from services.platform.db import Row, Transaction
 
 _REBUILD_BATCH = 500
+_INSERT = insert(order_views)
+_UPDATE = update(order_views).where(order_views.c.order_id == bindparam("b_order_id"))
+_CLEAR = delete(order_views)
+_FIRST_EVENTS = (
+    select(order_events.c.order_id)
+    .where(order_events.c.order_id > bindparam("after"), order_events.c.version == 1)
+    .order_by(order_events.c.order_id)
+    .limit(bindparam("limit"))
+)
+_EVENTS_OF = (
+    select(
+        order_events.c.order_id,
+        order_events.c.version,
+        order_events.c.event_type,
+        order_events.c.payload,
+    )
+    .where(order_events.c.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(order_events.c.order_id, order_events.c.version)
+)
 
 
 def _dump(value: Any) -> str:
@@ -103,15 +122,13 @@ def changes(event: Event, version: int) -> dict[str, Any]:
     return row
 
 
-async def project(session: AsyncSession, event: Event, version: int) -> None:
+async def project(tx: Transaction, event: Event, version: int) -> None:
     """Applies ``event`` to the read model inside the caller's transaction."""
     row = changes(event, version)
     if isinstance(event, OrderPlaced):
-        await session.execute(insert(order_views).values(**row))
+        await tx.execute(_INSERT, row)
     else:
-        await session.execute(
-            update(order_views).where(order_views.c.order_id == event.order_id).values(**row)
-        )
+        await tx.execute(_UPDATE, {**row, "b_order_id": event.order_id})
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +149,7 @@ class OrderView:
     updated_at_us: int
 
     @classmethod
-    def from_row(cls, row: Any) -> OrderView:
-        m = row._mapping if hasattr(row, "_mapping") else row
+    def from_row(cls, m: Row | dict[str, Any]) -> OrderView:
         lines = tuple(
             OrderLine(
                 item["product_id"],
@@ -182,44 +198,27 @@ class OrderView:
         return OrderView.from_row({**self.row(), **changes(event, version)})
 
 
-async def _stored_events(session: AsyncSession) -> AsyncIterator[tuple[str, int, Event]]:
+async def _stored_events(tx: Transaction) -> AsyncIterator[tuple[str, int, Event]]:
     """Every stored event in (order, version) order, read a batch of orders at a time."""
     after = ""
     while True:
-        ids = list(
-            (
-                await session.execute(
-                    select(order_events.c.order_id)
-                    .where(order_events.c.order_id > after, order_events.c.version == 1)
-                    .order_by(order_events.c.order_id)
-                    .limit(_REBUILD_BATCH)
-                )
-            ).scalars()
-        )
+        first = await tx.fetch_all(_FIRST_EVENTS, {"after": after, "limit": _REBUILD_BATCH})
+        ids = [row["order_id"] for row in first]
         if not ids:
             return
-        rows = await session.execute(
-            select(
-                order_events.c.order_id,
-                order_events.c.version,
-                order_events.c.event_type,
-                order_events.c.payload,
-            )
-            .where(order_events.c.order_id.in_(ids))
-            .order_by(order_events.c.order_id, order_events.c.version)
-        )
-        for order_id, version, event_type, payload in rows.all():
-            yield order_id, version, codec.from_proto(event_type, payload)
+        for row in await tx.fetch_all(_EVENTS_OF, {"ids": ids}):
+            event = codec.from_proto(row["event_type"], row["payload"])
+            yield row["order_id"], row["version"], event
         after = ids[-1]
 
 
-async def rebuild_views(session: AsyncSession) -> int:
+async def rebuild_views(tx: Transaction) -> int:
     """Empties ``order_views`` and folds every stream again; returns the number of orders."""
-    await session.execute(delete(order_views))
+    await tx.execute(_CLEAR)
     batch: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
     count = 0
-    async for order_id, version, event in _stored_events(session):
+    async for order_id, version, event in _stored_events(tx):
         if current is None or current["order_id"] != order_id:
             if current is not None:
                 batch.append(current)
@@ -227,10 +226,10 @@ async def rebuild_views(session: AsyncSession) -> int:
             count += 1
         current.update(changes(event, version))
         if len(batch) >= _REBUILD_BATCH:
-            await session.execute(insert(order_views), batch)
+            await tx.execute_many(_INSERT, batch)
             batch = []
     if current is not None:
         batch.append(current)
     if batch:
-        await session.execute(insert(order_views), batch)
+        await tx.execute_many(_INSERT, batch)
     return count

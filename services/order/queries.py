@@ -9,10 +9,9 @@ from dataclasses import dataclass
 
 from services.order.domain import OrderStatus
 from services.order.notifier import Notifier
+from services.order.ports import OrderUnitOfWork
 from services.order.projector import OrderView
-from services.order.repository import OrderStore, OrderViews
 from services.platform.auth import Caller, may_read
-from services.platform.db import Database
 from services.platform.errors import NotFound, Validator
 from services.platform.paging import PageTokens
 
@@ -38,14 +37,16 @@ class OrderQueries:
     committed by another instance sharing the database (a replica that holds the saga).
     """
 
-    def __init__(self, db: Database, notifier: Notifier, *, poll_interval: float = 0.2) -> None:
-        self._db = db
+    def __init__(
+        self, uow: OrderUnitOfWork, notifier: Notifier, *, poll_interval: float = 0.2
+    ) -> None:
+        self._uow = uow
         self._notifier = notifier
         self._poll = poll_interval
 
     async def get(self, caller: Caller, order_id: str) -> OrderView:
-        async with self._db.transaction() as session:
-            view = await OrderViews(session).get(order_id)
+        async with self._uow.read() as tx:
+            view = await tx.views.get(order_id)
         if view is None or not may_read(caller, view.user_id):
             raise NotFound("no such order")  # other users' orders are not disclosed
         return view
@@ -59,8 +60,8 @@ class OrderQueries:
         limit = page_size or DEFAULT_PAGE_SIZE
         position = ORDER_PAGES.decode(token, caller.subject)
         after = None if position is None else (int(position[0]), str(position[1]))
-        async with self._db.transaction() as session:
-            views = await OrderViews(session).page(caller.subject, limit + 1, after)
+        async with self._uow.read() as tx:
+            views = await tx.views.page(caller.subject, limit + 1, after)
         if len(views) > limit:
             last = views[limit - 1]
             return views[:limit], ORDER_PAGES.encode(
@@ -84,8 +85,8 @@ class OrderQueries:
                 wait = min(wait, left)
             wakeup = self._notifier.arm(order_id)
             try:
-                async with self._db.transaction() as session:
-                    new = await OrderStore(session).events_after(order_id, view.version)
+                async with self._uow.read() as tx:
+                    new = await tx.orders.events_after(order_id, view.version)
                 if not new:
                     await self._notifier.wait(order_id, wakeup, wait)
                     continue

@@ -18,8 +18,8 @@ async def rebuild(database_url: str) -> int:
     db = Database(database_url, MIGRATIONS)
     try:
         await db.migrate()
-        async with db.transaction() as session:
-            return await rebuild_views(session)
+        async with db.write() as tx:
+            return await rebuild_views(tx)
     finally:
         await db.dispose()
 

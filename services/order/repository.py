@@ -1,160 +1,186 @@
-"""The order's event store, read model queries and idempotency keys, within one session."""
+"""The order's repositories on a database transaction (SQLAlchemy Core, built once): the
+event store, the read model, PlaceOrder's idempotency keys and the saga rows, as one
+:class:`~services.order.ports.OrderTx` per transaction (:func:`unit_of_work`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import and_, event, insert, or_, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, insert, or_, select
 
 from services.order import codec
 from services.order.domain import Event, Order
+from services.order.ports import DuplicateRequest
 from services.order.projector import OrderView, project
+from services.order.saga_rows import SqlSagaRows
 from services.order.tables import order_events, order_requests, order_views
-from services.platform import outbox
+from services.platform.db import Database, IntegrityViolation, Transaction
 from services.platform.errors import Conflict
+from services.platform.outbox import SqlOutbox
+from services.platform.uow import SqlUnitOfWork
 
 #: The outbox stream every order event is published on.
 STREAM = "order"
 
+#: Called with an order's id once a transaction that appended to its stream has committed.
 OnCommit = Callable[[str], None]
 
+_STREAM = (
+    select(order_events.c.version, order_events.c.event_type, order_events.c.payload)
+    .where(order_events.c.order_id == bindparam("order_id"))
+    .order_by(order_events.c.version)
+)
+_AFTER = _STREAM.where(order_events.c.version > bindparam("after"))
+_APPEND = insert(order_events)
+_VIEW = select(order_views).where(order_views.c.order_id == bindparam("order_id"))
+_MINE = select(order_views).where(order_views.c.user_id == bindparam("user_id"))
+_NEWEST_FIRST = (order_views.c.created_at_us.desc(), order_views.c.order_id.desc())
+_FIRST_PAGE = _MINE.order_by(*_NEWEST_FIRST).limit(bindparam("limit"))
+_NEXT_PAGE = (
+    _MINE.where(
+        or_(
+            order_views.c.created_at_us < bindparam("created"),
+            and_(
+                order_views.c.created_at_us == bindparam("created"),
+                order_views.c.order_id < bindparam("after_id"),
+            ),
+        )
+    )
+    .order_by(*_NEWEST_FIRST)
+    .limit(bindparam("limit"))
+)
+_ALL_VIEWS = select(order_views).order_by(order_views.c.order_id)
+_REQUEST = select(order_requests.c.request_hash, order_requests.c.order_id).where(
+    order_requests.c.user_id == bindparam("user_id"),
+    order_requests.c.idempotency_key == bindparam("key"),
+)
+_ADD_REQUEST = insert(order_requests)
 
-class DuplicateRequest(Exception):
-    """Another PlaceOrder with the same (user, idempotency key) committed first."""
 
-
-class OrderStore:
+class SqlOrderEvents:
     """Event-sourced orders: load by replay, append with optimistic concurrency.
 
-    Every append also updates the read model and writes the outbox row, in the caller's
-    transaction; ``on_commit(order_id)`` runs once that transaction has committed (to wake
-    watchers and the outbox relay).
+    Every append also updates the read model and writes the outbox row in the same
+    transaction; ``on_commit(order_id)`` runs once it has committed (to wake watchers).
     """
 
-    def __init__(self, session: AsyncSession, on_commit: OnCommit | None = None) -> None:
-        self._session = session
+    __slots__ = ("_on_commit", "_outbox", "_tx")
+
+    def __init__(self, tx: Transaction, outbox: SqlOutbox, on_commit: OnCommit | None) -> None:
+        self._tx = tx
+        self._outbox = outbox
         self._on_commit = on_commit
 
     async def load(self, order_id: str) -> Order:
         """The order rebuilt from its stream (``exists`` is false for an unknown id)."""
-        rows = await self._session.execute(
-            select(order_events.c.event_type, order_events.c.payload)
-            .where(order_events.c.order_id == order_id)
-            .order_by(order_events.c.version)
+        rows = await self._tx.fetch_all(_STREAM, {"order_id": order_id})
+        return Order.replay(
+            order_id, (codec.from_proto(row["event_type"], row["payload"]) for row in rows)
         )
-        return Order.replay(order_id, (codec.from_proto(t, p) for t, p in rows.all()))
 
     async def events_after(self, order_id: str, version: int) -> list[tuple[int, Event]]:
-        rows = await self._session.execute(
-            select(order_events.c.version, order_events.c.event_type, order_events.c.payload)
-            .where(order_events.c.order_id == order_id, order_events.c.version > version)
-            .order_by(order_events.c.version)
-        )
-        return [(v, codec.from_proto(t, p)) for v, t, p in rows.all()]
+        rows = await self._tx.fetch_all(_AFTER, {"order_id": order_id, "after": version})
+        return [
+            (row["version"], codec.from_proto(row["event_type"], row["payload"])) for row in rows
+        ]
 
     async def append(self, order: Order, new: Event) -> None:
         """Appends ``new`` as the next version of ``order``'s stream and applies it.
 
         Raises :class:`Conflict` when another writer appended that version first; the
-        caller's transaction is then unusable: reload in a new one and decide again.
+        transaction is then unusable: reload in a new one and decide again.
         """
         version = order.version + 1
         proto = codec.to_proto(new)
         order.apply(new)  # checks the invariants before anything is written
+        row = {
+            "order_id": order.order_id,
+            "version": version,
+            "event_type": proto.DESCRIPTOR.full_name,
+            "payload": proto.SerializeToString(),
+            "occurred_at_us": new.occurred_at_us,
+        }
         try:
-            await self._session.execute(
-                insert(order_events).values(
-                    order_id=order.order_id,
-                    version=version,
-                    event_type=proto.DESCRIPTOR.full_name,
-                    payload=proto.SerializeToString(),
-                    occurred_at_us=new.occurred_at_us,
-                )
-            )
-        except IntegrityError as exc:
+            await self._tx.execute(_APPEND, row)
+        except IntegrityViolation as exc:
             raise Conflict(f"order {order.order_id} changed concurrently") from exc
-        await project(self._session, new, version)
-        await outbox.record(self._session, STREAM, proto, order.order_id)
+        await project(self._tx, new, version)
+        await self._outbox.record(proto, order.order_id)
         if self._on_commit is not None:
-            self._after_commit(order.order_id, self._on_commit)
-
-    def _after_commit(self, order_id: str, callback: OnCommit) -> None:
-        def committed(_session: Session) -> None:
-            callback(order_id)
-
-        event.listen(self._session.sync_session, "after_commit", committed, once=True)
+            callback, order_id = self._on_commit, order.order_id
+            self._tx.after_commit(lambda: callback(order_id))
 
 
-class OrderViews:
+class SqlOrderViews:
     """Queries of the read model."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    __slots__ = ("_tx",)
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
 
     async def get(self, order_id: str) -> OrderView | None:
-        row = (
-            await self._session.execute(
-                select(order_views).where(order_views.c.order_id == order_id)
-            )
-        ).first()
+        row = await self._tx.fetch_one(_VIEW, {"order_id": order_id})
         return None if row is None else OrderView.from_row(row)
 
     async def page(
         self, user_id: str, limit: int, after: tuple[int, str] | None
     ) -> list[OrderView]:
         """The user's orders, newest first, after the keyset position ``after``."""
-        query = select(order_views).where(order_views.c.user_id == user_id)
-        if after is not None:
-            created, order_id = after
-            query = query.where(
-                or_(
-                    order_views.c.created_at_us < created,
-                    and_(order_views.c.created_at_us == created, order_views.c.order_id < order_id),
-                )
-            )
-        query = query.order_by(
-            order_views.c.created_at_us.desc(), order_views.c.order_id.desc()
-        ).limit(limit)
-        return [OrderView.from_row(row) for row in await self._session.execute(query)]
+        if after is None:
+            rows = await self._tx.fetch_all(_FIRST_PAGE, {"user_id": user_id, "limit": limit})
+        else:
+            params = {"user_id": user_id, "limit": limit, "created": after[0], "after_id": after[1]}
+            rows = await self._tx.fetch_all(_NEXT_PAGE, params)
+        return [OrderView.from_row(row) for row in rows]
 
     async def all_rows(self) -> list[tuple[object, ...]]:
         """Every view row in a stable order (to compare read models)."""
-        rows = await self._session.execute(select(order_views).order_by(order_views.c.order_id))
-        return [tuple(row) for row in rows]
+        rows = await self._tx.fetch_all(_ALL_VIEWS)
+        return [tuple(row[column.name] for column in order_views.columns) for row in rows]
 
 
-class OrderRequests:
+class SqlOrderRequests:
     """PlaceOrder's idempotency keys: (user, key) → the request's hash and its order."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    __slots__ = ("_tx",)
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
 
     async def find(self, user_id: str, key: str) -> tuple[str, str] | None:
-        row = (
-            await self._session.execute(
-                select(order_requests.c.request_hash, order_requests.c.order_id).where(
-                    order_requests.c.user_id == user_id,
-                    order_requests.c.idempotency_key == key,
-                )
-            )
-        ).first()
-        return None if row is None else (row[0], row[1])
+        row = await self._tx.fetch_one(_REQUEST, {"user_id": user_id, "key": key})
+        return None if row is None else (row["request_hash"], row["order_id"])
 
     async def add(
         self, user_id: str, key: str, request_hash: str, order_id: str, now_us: int
     ) -> None:
+        row = {
+            "user_id": user_id,
+            "idempotency_key": key,
+            "request_hash": request_hash,
+            "order_id": order_id,
+            "created_at_us": now_us,
+        }
         try:
-            await self._session.execute(
-                insert(order_requests).values(
-                    user_id=user_id,
-                    idempotency_key=key,
-                    request_hash=request_hash,
-                    order_id=order_id,
-                    created_at_us=now_us,
-                )
-            )
-        except IntegrityError as exc:
+            await self._tx.execute(_ADD_REQUEST, row)
+        except IntegrityViolation as exc:
             raise DuplicateRequest(key) from exc
+
+
+class SqlOrderTx:
+    """The order's repositories in one transaction."""
+
+    __slots__ = ("orders", "outbox", "requests", "sagas", "views")
+
+    def __init__(self, tx: Transaction, on_commit: OnCommit | None = None) -> None:
+        self.outbox = SqlOutbox(tx, STREAM)
+        self.orders = SqlOrderEvents(tx, self.outbox, on_commit)
+        self.views = SqlOrderViews(tx)
+        self.requests = SqlOrderRequests(tx)
+        self.sagas = SqlSagaRows(tx)
+
+
+def unit_of_work(db: Database, on_commit: OnCommit | None = None) -> SqlUnitOfWork[SqlOrderTx]:
+    """The order's unit of work on ``db``; ``on_commit`` as :class:`SqlOrderEvents` says."""
+    return SqlUnitOfWork(db, lambda tx: SqlOrderTx(tx, on_commit))

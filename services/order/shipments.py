@@ -6,12 +6,11 @@ import logging
 from collections.abc import Callable
 
 from emporium.fulfillment.v1 import events_pb2 as fulfillment_events
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.order.domain import OrderStatus
-from services.order.repository import OnCommit, OrderStore
-from services.order.saga_store import RUNNING, lock_saga
+from services.order.ports import OrderTx
 from services.platform.clock import now_us as wall_clock_us
+from services.platform.db import Transaction
 from services.platform.errors import FailedPrecondition
 from services.platform.outbox import Envelope
 
@@ -20,35 +19,38 @@ log = logging.getLogger("emporium.order")
 
 class ShipmentRecorder:
     """Consumer handler (group ``order``): appends OrderShipped in the consumer's transaction,
-    so the inbox makes a redelivery harmless."""
+    so the inbox makes a redelivery harmless. ``repositories`` sees that transaction as the
+    order's (``repository.SqlOrderTx``)."""
 
     def __init__(
-        self, on_commit: OnCommit | None = None, now_us: Callable[[], int] = wall_clock_us
+        self,
+        repositories: Callable[[Transaction], OrderTx],
+        now_us: Callable[[], int] = wall_clock_us,
     ) -> None:
-        self._on_commit = on_commit
+        self._repositories = repositories
         self._now_us = now_us
 
-    async def __call__(self, session: AsyncSession, envelope: Envelope) -> None:
+    async def __call__(self, work: Transaction, envelope: Envelope) -> None:
+        await self.record(self._repositories(work), envelope)
+
+    async def record(self, tx: OrderTx, envelope: Envelope) -> None:
         dispatched = fulfillment_events.ShipmentDispatched.FromString(envelope.payload)
         order_id = dispatched.order_id
-        saga = await lock_saga(session, order_id)
-        store = OrderStore(session, self._on_commit)
-        order = await store.load(order_id)
+        saga = await tx.sagas.lock(order_id)
+        order = await tx.orders.load(order_id)
         if not order.exists or order.status is OrderStatus.PENDING:
             # Events of two streams may arrive out of order: retry until the order is confirmed.
             raise FailedPrecondition(f"order {order_id} is not confirmed yet")
         if order.status is OrderStatus.SHIPPED:
             return
-        if order.status is OrderStatus.CONFIRMED and (
-            saga is None or saga._mapping["status"] != RUNNING
-        ):
+        if order.status is OrderStatus.CONFIRMED and (saga is None or not saga.running):
             shipped = order.ship(
                 dispatched.shipment_id,
                 dispatched.carrier,
                 dispatched.tracking_number,
                 dispatched.occur_time.ToMicroseconds() or self._now_us(),
             )
-            await store.append(order, shipped)
+            await tx.orders.append(order, shipped)
             return
         log.warning(
             "shipment dispatched for an order being cancelled or ended; not recorded",

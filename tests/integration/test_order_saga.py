@@ -24,6 +24,7 @@ from emporium.payment.v1 import payment_service_pb2 as payment_pb
 
 from services.fulfillment import main as fulfillment_main
 from services.order import main as order_main
+from services.order.repository import SqlOrderTx
 from services.order.saga import Step
 from services.order.saga_runner import SagaRunner
 from services.order.shipments import ShipmentRecorder
@@ -334,7 +335,7 @@ async def test_a_confirmed_order_ships_by_choreography(
 async def test_a_shipment_is_recorded_once_and_only_for_a_confirmed_order(
     shop: Shop, gate: Callable[[Step], Gate]
 ) -> None:
-    record = ShipmentRecorder()  # what the order service's consumer runs
+    record = ShipmentRecorder(SqlOrderTx)  # what the order service's consumer runs
     product = await shop.product()
     who = shop.user()
     held = gate(Step.RESERVE)
@@ -349,13 +350,13 @@ async def test_a_shipment_is_recorded_once_and_only_for_a_confirmed_order(
     db = Database(shop.urls["order"], order_main.MIGRATIONS)
     try:
         with pytest.raises(FailedPrecondition):  # the consumer retries it later
-            async with db.transaction() as session:
-                await record(session, envelope)
+            async with db.write() as tx:
+                await record(tx, envelope)
         held.open()
         assert (await shop.settled(who, order.order_id)).status == pb.ORDER_STATUS_CONFIRMED
         for _ in range(2):  # a redelivery changes nothing
-            async with db.transaction() as session:
-                await record(session, envelope)
+            async with db.write() as tx:
+                await record(tx, envelope)
     finally:
         await db.dispose()
     shipped = await shop.get(who, order.order_id)

@@ -9,24 +9,28 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, select
 
 from services.order.domain import Address, Card, Money, Order, OrderLine, PlaceOrder, RequestedLine
 from services.order.main import MIGRATIONS
 from services.order.ports import LeaseLost
-from services.order.repository import OrderStore
+from services.order.repository import SqlOrderTx, unit_of_work
 from services.order.saga import Outcome, SagaState, Step
-from services.order.saga_store import Lease, SqlSagaStore, create_saga
-from services.platform.db import Database
+from services.order.saga_store import Lease, SqlSagaStore
+from services.order.tables import sagas
+from services.platform.db import Database, Transaction
+from services.platform.uow import SqlUnitOfWork
 from tests.support.databases import fresh_database
 
 CARD = Card("4242424242424242", 12, 2030, "123", "Ada")
 ADDRESS = Address("Ada", "1 Main St", "", "Springfield", "12345", "DE")
 LEASE = 10.0
+OWNER = select(sagas.c.owner, sagas.c.version, sagas.c.status).where(
+    sagas.c.order_id == bindparam("o")
+)
 
 
 class Clock:
@@ -57,20 +61,17 @@ class Instances:
         line = OrderLine("p-1", "SKU-1", "Thing", 1, Money(500, "EUR"))
         placed = Order.place(order_id, "u-1", command, (line,), Money(500, "EUR"), self.clock())
         db = self.db_a if store is self.a else self.db_b
-        async with db.transaction() as session:
-            await OrderStore(session).append(Order(order_id), placed)
-            await create_saga(session, order_id, CARD, self.clock(), store.lease)
+        now, lease = self.clock(), store.lease
+        async with unit_of_work(db).write() as tx:
+            await tx.orders.append(Order(order_id), placed)
+            await tx.sagas.create(order_id, CARD, now, lease.owner, lease.expiry(now))
         return order_id
 
     async def owner(self, order_id: str) -> tuple[Any, ...]:
-        async with self.db_a.transaction() as session:
-            row = (
-                await session.execute(
-                    text("SELECT owner, version, status FROM sagas WHERE order_id = :o"),
-                    {"o": order_id},
-                )
-            ).one()
-        return tuple(row)
+        async with self.db_a.read() as tx:
+            row = await tx.fetch_one(OWNER, {"o": order_id})
+        assert row is not None
+        return (row["owner"], row["version"], row["status"])
 
 
 @pytest.fixture
@@ -79,8 +80,8 @@ async def instances(backend: str, tmp_path: Path) -> AsyncIterator[Instances]:
         db_a, db_b = Database(url, MIGRATIONS), Database(url, MIGRATIONS)
         await db_a.migrate()
         clock = Clock()
-        a = SqlSagaStore(db_a, clock, Lease("instance-a", LEASE))
-        b = SqlSagaStore(db_b, clock, Lease("instance-b", LEASE))
+        a = SqlSagaStore(unit_of_work(db_a), clock, Lease("instance-a", LEASE))
+        b = SqlSagaStore(unit_of_work(db_b), clock, Lease("instance-b", LEASE))
         try:
             yield Instances(clock, a, b, db_a, db_b)
         finally:
@@ -146,18 +147,28 @@ async def test_leases_are_renewed_in_one_statement_for_all_held_sagas(
     instances: Instances,
 ) -> None:
     order_ids = [await instances.place(instances.a) for _ in range(5)]
-    statements: list[str] = []
+    statements: list[object] = []
 
-    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith(("UPDATE", "SELECT", "INSERT")):
-            statements.append(statement)
+    class Counted:
+        """A transaction that notes each statement run through it."""
 
-    # Every engine's statements (only instance a works meanwhile).
-    event.listen(Engine, "before_cursor_execute", seen)
-    try:
-        assert await instances.a.renew(order_ids) == set(order_ids)
-    finally:
-        event.remove(Engine, "before_cursor_execute", seen)
+        def __init__(self, tx: Transaction) -> None:
+            self._tx = tx
+
+        def __getattr__(self, name: str) -> Any:
+            found = getattr(self._tx, name)
+            if name not in ("execute", "execute_many", "fetch_one", "fetch_all", "scalar"):
+                return found
+
+            async def run(statement: object, *args: Any) -> Any:
+                statements.append(statement)
+                return await found(statement, *args)
+
+            return run
+
+    counted = SqlUnitOfWork(instances.db_a, lambda tx: SqlOrderTx(cast(Transaction, Counted(tx))))
+    store = SqlSagaStore(counted, instances.clock, instances.a.lease)
+    assert await store.renew(order_ids) == set(order_ids)
     assert len(statements) == 1
     instances.clock.advance(LEASE - 0.5)
     assert await instances.b.adopt(10) == []
