@@ -31,7 +31,7 @@ from services.order.downstream import (
 from services.order.handlers import OrderCommands
 from services.order.notifier import Notifier
 from services.order.queries import OrderQueries
-from services.order.repository import SqlOrderTx, unit_of_work
+from services.order.repository import SqlOrderTx, unit_of_work, versions_of
 from services.order.saga import Outcome, RetryPolicy, Saga, StepHook
 from services.order.saga_runner import SagaRunner
 from services.order.saga_store import Lease, SqlSagaStore
@@ -194,7 +194,7 @@ async def build(
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
     channels = _channels(settings, metrics)
-    notifier = Notifier()
+    notifier = Notifier(interval=settings.seconds("EMPORIUM_ORDER_WATCH_POLL_SECONDS", 0.2))
     committed = notifier.notify  # after a commit that appended an order's events
     policy = RetryPolicy(
         budget_seconds=settings.seconds("EMPORIUM_SAGA_RETRY_BUDGET_SECONDS", 600.0),
@@ -202,6 +202,7 @@ async def build(
     )
     lease = Lease(instance_id(), settings.seconds("EMPORIUM_SAGA_LEASE_SECONDS", 10.0))
     uow = unit_of_work(db, committed)
+    notifier.poll(versions_of(uow))  # changes committed by other order instances
     store = SqlSagaStore(uow, now_us, lease)
     sagas = _sagas(settings, metrics, store, lease, channels, policy, before_step)
     queries = OrderQueries(uow, notifier)
@@ -239,6 +240,7 @@ async def build(
             *stop_consuming,
             *stop_publishing,
             channels.close,
+            notifier.close,
             db.dispose,
         ],
         extra={"sagas": sagas},

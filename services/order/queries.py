@@ -32,17 +32,15 @@ class Change:
 class OrderQueries:
     """Reads for the order's owner and admins (others' orders are NOT_FOUND).
 
-    A watch wakes at once for a change committed in this process (the notifier, fired by the
-    saga's and the handlers' commits) and re-reads every ``poll_interval`` for changes
-    committed by another instance sharing the database (a replica that holds the saga).
+    A watch wakes at once for a change committed in this process and within the notifier's
+    poll interval for one committed by another instance sharing the database; it re-reads
+    the order's events only then (at the latest every ``recheck`` seconds).
     """
 
-    def __init__(
-        self, uow: OrderUnitOfWork, notifier: Notifier, *, poll_interval: float = 0.2
-    ) -> None:
+    def __init__(self, uow: OrderUnitOfWork, notifier: Notifier, *, recheck: float = 5.0) -> None:
         self._uow = uow
         self._notifier = notifier
-        self._poll = poll_interval
+        self._recheck = recheck
 
     async def get(self, caller: Caller, order_id: str) -> OrderView:
         async with self._uow.read() as tx:
@@ -77,13 +75,13 @@ class OrderQueries:
         view = await self.get(caller, order_id)
         yield Change(view, None, view.updated_at_us)
         while not view.status.is_final:
-            wait = self._poll
+            wait = self._recheck
             if timeout is not None:
                 left = timeout - (time.monotonic() - started)
                 if left <= 0:
                     return
                 wait = min(wait, left)
-            wakeup = self._notifier.arm(order_id)
+            wakeup = self._notifier.arm(order_id, view.version)
             try:
                 async with self._uow.read() as tx:
                     new = await tx.orders.events_after(order_id, view.version)

@@ -4,7 +4,7 @@ event store, the read model, PlaceOrder's idempotency keys and the saga rows, as
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import and_, bindparam, insert, or_, select
 
@@ -50,6 +50,9 @@ _NEXT_PAGE = (
     .limit(bindparam("limit"))
 )
 _ALL_VIEWS = select(order_views).order_by(order_views.c.order_id)
+_VERSIONS = select(order_views.c.order_id, order_views.c.version).where(
+    order_views.c.order_id.in_(bindparam("ids", expanding=True))
+)
 _REQUEST = select(order_requests.c.request_hash, order_requests.c.order_id).where(
     order_requests.c.user_id == bindparam("user_id"),
     order_requests.c.idempotency_key == bindparam("key"),
@@ -134,6 +137,11 @@ class SqlOrderViews:
             rows = await self._tx.fetch_all(_NEXT_PAGE, params)
         return [OrderView.from_row(row) for row in rows]
 
+    async def versions(self, order_ids: Sequence[str]) -> dict[str, int]:
+        """The stored version of each of ``order_ids`` (unknown ones are absent)."""
+        rows = await self._tx.fetch_all(_VERSIONS, {"ids": list(order_ids)})
+        return {row["order_id"]: row["version"] for row in rows}
+
     async def all_rows(self) -> list[tuple[object, ...]]:
         """Every view row in a stable order (to compare read models)."""
         rows = await self._tx.fetch_all(_ALL_VIEWS)
@@ -179,6 +187,18 @@ class SqlOrderTx:
         self.views = SqlOrderViews(tx)
         self.requests = SqlOrderRequests(tx)
         self.sagas = SqlSagaRows(tx)
+
+
+def versions_of(
+    uow: SqlUnitOfWork[SqlOrderTx],
+) -> Callable[[Sequence[str]], Awaitable[dict[str, int]]]:
+    """What the watchers' notifier polls: the stored versions of some orders."""
+
+    async def versions(order_ids: Sequence[str]) -> dict[str, int]:
+        async with uow.read() as tx:
+            return await tx.views.versions(order_ids)
+
+    return versions
 
 
 def unit_of_work(db: Database, on_commit: OnCommit | None = None) -> SqlUnitOfWork[SqlOrderTx]:

@@ -191,6 +191,41 @@ async def test_a_saga_interrupted_by_a_restart_resumes_and_ends(
     assert [p.status for p in payments] == [payment_pb.PAYMENT_STATUS_CAPTURED]
 
 
+async def test_a_watch_on_one_instance_sees_what_another_instance_commits(
+    shop: Shop, backend: str, tmp_path: Path, identity_server: servers.Running
+) -> None:
+    """Two order instances on one database: the saga runs on the first, the customer
+    watches through the second, which hears of the confirmation from its shared poll of
+    the watched orders' versions (no commit of its own to wake it)."""
+    product = await shop.product(price=700, stock=2)
+    who = shop.user()
+    async with fresh_database(backend, tmp_path, "order") as url:
+        settings = order_settings(url, shop.targets, identity_server.target)
+        gate = Gate(Step.AUTHORIZE)
+        holding = functools.partial(order_main.build, before_step=gate)
+        async with (
+            servers.serve(holding, settings) as first,
+            servers.serve(order_main.build, settings) as second,
+        ):
+            request = shop.request((product.product_id, 1))
+            order = (
+                await pb_grpc.OrderServiceStub(first.channel).PlaceOrder(request, metadata=who)
+            ).order
+            await gate.reached(order.order_id)
+            call = pb_grpc.OrderServiceStub(second.channel).WatchOrder(
+                pb.WatchOrderRequest(order_id=order.order_id), metadata=who, timeout=60
+            )
+            changes = call.__aiter__()
+            assert (await changes.__anext__()).status == pb.ORDER_STATUS_PENDING
+            gate.open()
+            change = await asyncio.wait_for(changes.__anext__(), timeout=30)
+            assert (change.status, change.previous_status) == (
+                pb.ORDER_STATUS_CONFIRMED,
+                pb.ORDER_STATUS_PENDING,
+            )
+            call.cancel()
+
+
 async def test_payment_down_past_the_retry_budget_rejects_and_releases(
     shop: Shop, backend: str, tmp_path: Path, identity_server: servers.Running
 ) -> None:
