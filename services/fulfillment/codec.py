@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from emporium.fulfillment.v1 import events_pb2 as events
 from emporium.fulfillment.v1 import fulfillment_service_pb2 as pb
 
 from services.fulfillment.domain import Shipment, ShipmentStatus
 from services.platform.clock import timestamp
+from services.platform.db import Row
 
 
 def shipment_proto(shipment: Shipment) -> pb.Shipment:
@@ -43,16 +42,15 @@ def shipment_dispatched(shipment: Shipment, at_us: int) -> events.ShipmentDispat
     )
 
 
-def shipment_from_row(row: Any) -> Shipment:
-    m = row._mapping
+def shipment_from_row(row: Row) -> Shipment:
     return Shipment(
-        shipment_id=m["shipment_id"],
-        order_id=m["order_id"],
-        user_id=m["user_id"],
-        status=ShipmentStatus(m["status"]),
-        shipping_address=m["shipping_address"],
-        created_at_us=m["created_at_us"],
-        carrier=m["carrier"],
-        tracking_number=m["tracking_number"],
-        dispatched_at_us=m["dispatched_at_us"],
+        shipment_id=row["shipment_id"],
+        order_id=row["order_id"],
+        user_id=row["user_id"],
+        status=ShipmentStatus(row["status"]),
+        shipping_address=row["shipping_address"],
+        created_at_us=row["created_at_us"],
+        carrier=row["carrier"],
+        tracking_number=row["tracking_number"],
+        dispatched_at_us=row["dispatched_at_us"],
     )

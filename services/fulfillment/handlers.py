@@ -1,12 +1,13 @@
 """Fulfillment's use cases: ship confirmed orders (an event handler), cancel shipments of
 orders not dispatched yet, and serve shipments.
 
-:func:`handle_order_confirmed` is the effect of an ``OrderConfirmed`` event. The consumer
-runs it inside the transaction that also records the event in the inbox, so its shipment
-and its outbox events (stream ``fulfillment``) commit together with "processed". It is
-idempotent per order on its own as well: a second OrderConfirmed for an order (a replayed
-event with a new id) finds the shipment and does nothing, and so does an OrderConfirmed for
-an order whose shipment was cancelled first (:meth:`Fulfillment.cancel_shipment`).
+:func:`handle_order_confirmed` is the effect of an ``OrderConfirmed`` event on the unit of
+work's repositories. The consumer runs it inside the transaction that also records the
+event in the inbox (``uow.event_handler`` in ``main.py``), so its shipment and its outbox
+events (stream ``fulfillment``) commit together with "processed". It is idempotent per
+order on its own as well: a second OrderConfirmed for an order (a replayed event with a
+new id) finds the shipment and does nothing, and so does an OrderConfirmed for an order
+whose shipment was cancelled first (:meth:`Fulfillment.cancel_shipment`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections.abc import Awaitable, Callable
 
 from emporium.order.v1 import events_pb2 as order_events
 from google.protobuf import json_format
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.fulfillment import codec
 from services.fulfillment.carrier import Carrier, SimulatedCarrier
@@ -29,19 +29,18 @@ from services.fulfillment.domain import (
     ShipmentStatus,
     cancelled,
 )
-from services.fulfillment.repository import ShipmentRepository
-from services.platform import auth, outbox
+from services.fulfillment.ports import FulfillmentTx, FulfillmentUnitOfWork
+from services.platform import auth
 from services.platform.clock import now_us as wall_clock_us
-from services.platform.db import Database
 from services.platform.errors import FailedPrecondition, NotFound
 from services.platform.outbox import Envelope
 
 log = logging.getLogger("emporium.fulfillment")
 
-STREAM = "fulfillment"
 ORDER_CONFIRMED = order_events.OrderConfirmed.DESCRIPTOR.full_name
 
-EventHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+#: An event's effect in the consumer's transaction, seen as fulfillment's repositories.
+EventHandler = Callable[[FulfillmentTx, Envelope], Awaitable[None]]
 
 
 class MalformedEvent(ValueError):
@@ -64,11 +63,10 @@ def order_confirmed_handler(
     """The OrderConfirmed effect with its carrier, clock and id source."""
     handover_to = carrier or SimulatedCarrier()
 
-    async def handle(session: AsyncSession, envelope: Envelope) -> None:
+    async def handle(tx: FulfillmentTx, envelope: Envelope) -> None:
         confirmed = order_events.OrderConfirmed.FromString(envelope.payload)
         _check(confirmed)
-        repository = ShipmentRepository(session)
-        existing = await repository.by_order(confirmed.order_id)
+        existing = await tx.shipments.by_order(confirmed.order_id)
         if existing is not None:
             if existing.status is ShipmentStatus.CANCELLED:
                 log.info(
@@ -88,25 +86,19 @@ def order_confirmed_handler(
         )
         handover = handover_to.dispatch(created)
         shipment = created.dispatch(handover.carrier, handover.tracking_number, now)
-        if not await repository.add(shipment):
-            return  # a concurrent delivery of the same order created it
-        await outbox.record(
-            session,
-            STREAM,
-            codec.shipment_created(shipment),
-            shipment.shipment_id,
-        )
-        await outbox.record(
-            session,
-            STREAM,
-            codec.shipment_dispatched(shipment, now),
-            shipment.shipment_id,
+        if not await tx.shipments.add(shipment):
+            return  # a concurrent delivery (or cancellation) of the same order came first
+        await tx.outbox.record_many(
+            [
+                (codec.shipment_created(shipment), shipment.shipment_id),
+                (codec.shipment_dispatched(shipment, now), shipment.shipment_id),
+            ]
         )
 
     return handle
 
 
-#: The effect of OrderConfirmed with the simulated carrier: ``(session, envelope) -> None``.
+#: The effect of OrderConfirmed with the simulated carrier: ``(tx, envelope) -> None``.
 handle_order_confirmed: EventHandler = order_confirmed_handler()
 
 
@@ -116,12 +108,12 @@ class Fulfillment:
 
     def __init__(
         self,
-        db: Database,
+        uow: FulfillmentUnitOfWork,
         *,
         now_us: Callable[[], int] = wall_clock_us,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
-        self._db = db
+        self._uow = uow
         self._now_us = now_us
         self._new_id = new_id
 
@@ -131,15 +123,14 @@ class Fulfillment:
         the OrderConfirmed effect: whichever commits first wins."""
         auth.require_service("order")
         command.validate()
-        async with self._db.transaction() as session:
-            repository = ShipmentRepository(session)
-            shipment = await repository.by_order(command.order_id)
+        async with self._uow.write() as tx:
+            shipment = await tx.shipments.by_order(command.order_id)
             if shipment is None:
                 fresh = cancelled(self._new_id(), command.order_id, self._now_us())
-                if await repository.add(fresh):
+                if await tx.shipments.add(fresh):
                     log.info("shipment cancelled", extra={"order_id": command.order_id})
                     return fresh
-                shipment = await repository.by_order(command.order_id)
+                shipment = await tx.shipments.by_order(command.order_id)
                 assert shipment is not None
         if shipment.status is not ShipmentStatus.CANCELLED:
             raise FailedPrecondition("the order's shipment was dispatched already")
@@ -148,8 +139,8 @@ class Fulfillment:
     async def get_shipment(self, query: GetShipment) -> Shipment:
         caller = auth.current_caller()
         query.validate()
-        async with self._db.transaction() as session:
-            shipment = await ShipmentRepository(session).by_order(query.order_id)
+        async with self._uow.read() as tx:
+            shipment = await tx.shipments.by_order(query.order_id)
         if shipment is None or not auth.may_read(caller, shipment.user_id, "order"):
             raise NotFound("no shipment for this order")  # others' orders are not disclosed
         return shipment

@@ -1,8 +1,9 @@
 """Fulfillment's composition root.
 
 With ``REDIS_URL`` set, a consumer (group ``fulfillment``) feeds OrderConfirmed from the
-order stream to :func:`handle_order_confirmed` and an outbox relay publishes the shipment
-events; without it the service still serves GetShipment.
+order stream to :func:`handle_order_confirmed` (in the consumer's transaction, through the
+unit of work's repositories) and an outbox relay publishes the shipment events; without it
+the service still serves GetShipment.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from emporium.fulfillment.v1 import fulfillment_service_pb2 as pb
 from emporium.fulfillment.v1 import fulfillment_service_pb2_grpc as pb_grpc
 
 from services.fulfillment.handlers import ORDER_CONFIRMED, Fulfillment, handle_order_confirmed
+from services.fulfillment.repository import unit_of_work
 from services.fulfillment.service import FulfillmentServicer
 from services.platform import runner
 from services.platform.config import Settings
@@ -29,7 +31,8 @@ GROUP = "fulfillment"
 async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
-    fulfillment = Fulfillment(db)
+    uow = unit_of_work(db)
+    fulfillment = Fulfillment(uow)
     start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)
     start_consuming, stop_consuming = consuming(
         settings,
@@ -37,7 +40,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
         metrics,
         group=GROUP,
         contexts=["order"],
-        session_handlers={ORDER_CONFIRMED: handle_order_confirmed},
+        handlers={ORDER_CONFIRMED: uow.event_handler(handle_order_confirmed)},
     )
     on_start: list[Hook] = [*start_publishing, *start_consuming]
     on_stop: list[Hook] = [*stop_consuming, *stop_publishing, db.dispose]

@@ -1,47 +1,64 @@
-"""Fulfillment's repository: shipments in the caller's transaction (tables in tables.py)."""
+"""Fulfillment's repositories on a database transaction (SQLAlchemy Core, built once)."""
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    insert,
-    select,
-)
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, insert, select
 
-from services.fulfillment import codec
+from services.fulfillment.codec import shipment_from_row
 from services.fulfillment.domain import Shipment
 from services.fulfillment.tables import shipments
+from services.platform.db import Database, IntegrityViolation, Transaction
+from services.platform.outbox import SqlOutbox
+from services.platform.uow import SqlUnitOfWork
+
+#: The outbox stream fulfillment publishes on.
+STREAM = "fulfillment"
+
+_BY_ORDER = select(shipments).where(shipments.c.order_id == bindparam("order_id"))
+_ADD = insert(shipments)
 
 
-class ShipmentRepository:
-    """Shipments, within the caller's transaction."""
+class SqlShipments:
+    __slots__ = ("_tx",)
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
 
     async def by_order(self, order_id: str) -> Shipment | None:
-        query = select(shipments).where(shipments.c.order_id == order_id)
-        row = (await self._session.execute(query)).first()
-        return None if row is None else codec.shipment_from_row(row)
+        row = await self._tx.fetch_one(_BY_ORDER, {"order_id": order_id})
+        return None if row is None else shipment_from_row(row)
 
     async def add(self, shipment: Shipment) -> bool:
-        """Inserts ``shipment``; ``False`` when its order already has one."""
+        """On PostgreSQL a concurrent insert for the same order waits here for the first
+        one's transaction and then loses on the unique constraint."""
+        row = {
+            "shipment_id": shipment.shipment_id,
+            "order_id": shipment.order_id,
+            "user_id": shipment.user_id,
+            "status": shipment.status.value,
+            "shipping_address": shipment.shipping_address,
+            "carrier": shipment.carrier,
+            "tracking_number": shipment.tracking_number,
+            "created_at_us": shipment.created_at_us,
+            "dispatched_at_us": shipment.dispatched_at_us,
+        }
         try:
-            async with self._session.begin_nested():
-                await self._session.execute(
-                    insert(shipments).values(
-                        shipment_id=shipment.shipment_id,
-                        order_id=shipment.order_id,
-                        user_id=shipment.user_id,
-                        status=shipment.status.value,
-                        shipping_address=shipment.shipping_address,
-                        carrier=shipment.carrier,
-                        tracking_number=shipment.tracking_number,
-                        created_at_us=shipment.created_at_us,
-                        dispatched_at_us=shipment.dispatched_at_us,
-                    )
-                )
-        except IntegrityError:
+            async with self._tx.savepoint():
+                await self._tx.execute(_ADD, row)
+        except IntegrityViolation:
             return False
         return True
+
+
+class SqlFulfillmentTx:
+    """Fulfillment's repositories in one transaction."""
+
+    __slots__ = ("outbox", "shipments")
+
+    def __init__(self, tx: Transaction) -> None:
+        self.shipments = SqlShipments(tx)
+        self.outbox = SqlOutbox(tx, STREAM)
+
+
+def unit_of_work(db: Database) -> SqlUnitOfWork[SqlFulfillmentTx]:
+    return SqlUnitOfWork(db, SqlFulfillmentTx)

@@ -7,16 +7,24 @@ in ``repository.py``; handlers depend on the protocol only, so unit tests hand t
     async with uow.write() as tx:
         await tx.products.add(product)
         await tx.outbox.record(event, product.product_id)
+
+An event's effect on the same repositories becomes a bus handler (it runs in the
+consumer's transaction, with the inbox row) through :meth:`SqlUnitOfWork.event_handler`::
+
+    consuming(..., handlers={ORDER_CONFIRMED: uow.event_handler(handle_order_confirmed)})
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from services.platform.db import Database, Transaction
+
+if TYPE_CHECKING:
+    from services.platform.outbox import Envelope
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -44,6 +52,18 @@ class SqlUnitOfWork(Generic[T]):
 
     def read(self) -> _Scope[T]:
         return _Scope(self.db.read(), self._repositories)
+
+    def event_handler(
+        self, effect: Callable[[T, Envelope], Awaitable[None]]
+    ) -> Callable[[Transaction, Envelope], Awaitable[None]]:
+        """``effect`` on the repositories of the consumer's transaction: a handler for
+        ``consuming(..., handlers={...})``."""
+        repositories = self._repositories
+
+        async def handle(tx: Transaction, envelope: Envelope) -> None:
+            await effect(repositories(tx), envelope)
+
+        return handle
 
 
 class _Scope(Generic[T]):

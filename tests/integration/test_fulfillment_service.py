@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -21,6 +22,7 @@ from google.protobuf.message import Message
 
 from services.fulfillment import main as fulfillment_main
 from services.fulfillment.handlers import MalformedEvent, handle_order_confirmed
+from services.fulfillment.repository import unit_of_work
 from services.platform import outbox
 from services.platform.bus import Bus, decode, stream_name
 from services.platform.db import Database
@@ -61,12 +63,14 @@ class Store:
     url: str
 
     async def deliver(self, envelope: Envelope) -> None:
-        async with self.db.transaction() as session:
-            await handle_order_confirmed(session, envelope)
+        handler = unit_of_work(self.db).event_handler(handle_order_confirmed)
+        async with self.db.write() as tx:
+            await handler(tx, envelope)
 
     async def rows(self, sql: str) -> list[tuple[object, ...]]:
-        async with self.db.transaction() as session:
-            return [tuple(row) for row in await session.execute(sa.text(sql))]
+        async with self.db.read() as tx:
+            rows: list[Any] = await tx.fetch_all(sa.text(sql))
+        return [tuple(row) for row in rows]
 
     async def events(self) -> list[tuple[str, Message]]:
         rows = await self.rows("SELECT stream, event_type, payload FROM outbox ORDER BY id")

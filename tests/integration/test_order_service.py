@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.catalog import main as catalog_main
 from services.fulfillment import main as fulfillment_main
 from services.fulfillment.handlers import handle_order_confirmed
+from services.fulfillment.repository import unit_of_work
 from services.inventory import main as inventory_main
 from services.order import main as order_main
 from services.order.saga import Step
@@ -605,8 +606,8 @@ async def dispatch(shop: Shop, order: pb.Order) -> None:
     )
     db = Database(shop.urls["fulfillment"], fulfillment_main.MIGRATIONS)
     try:
-        async with db.transaction() as session:
-            await handle_order_confirmed(session, outbox.envelope(confirmed, order.order_id))
+        async with unit_of_work(db).write() as tx:
+            await handle_order_confirmed(tx, outbox.envelope(confirmed, order.order_id))
     finally:
         await db.dispose()
 
