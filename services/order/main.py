@@ -31,7 +31,7 @@ from services.order.downstream import (
 from services.order.handlers import OrderCommands
 from services.order.notifier import Notifier
 from services.order.queries import OrderQueries
-from services.order.repository import SqlOrderTx, unit_of_work, versions_of
+from services.order.repository import unit_of_work, versions_of
 from services.order.saga import Outcome, RetryPolicy, Saga, StepHook
 from services.order.saga_runner import SagaRunner
 from services.order.saga_store import Lease, SqlSagaStore
@@ -222,7 +222,7 @@ async def build(
         db,
         metrics,
         contexts=["fulfillment"],
-        handlers={SHIPMENT_DISPATCHED: ShipmentRecorder(lambda tx: SqlOrderTx(tx, committed))},
+        handlers={SHIPMENT_DISPATCHED: uow.event_handler(ShipmentRecorder())},
     )
     saga_gauges = _running_sagas(metrics, store, policy.budget_seconds)
     return runner.definition(

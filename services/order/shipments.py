@@ -10,7 +10,6 @@ from emporium.fulfillment.v1 import events_pb2 as fulfillment_events
 from services.order.domain import OrderStatus
 from services.order.ports import OrderTx
 from services.platform.clock import now_us as wall_clock_us
-from services.platform.db import Transaction
 from services.platform.errors import FailedPrecondition
 from services.platform.outbox import Envelope
 
@@ -19,21 +18,12 @@ log = logging.getLogger("emporium.order")
 
 class ShipmentRecorder:
     """Consumer handler (group ``order``): appends OrderShipped in the consumer's transaction,
-    so the inbox makes a redelivery harmless. ``repositories`` sees that transaction as the
-    order's (``repository.SqlOrderTx``)."""
+    so the inbox makes a redelivery harmless (``uow.event_handler(ShipmentRecorder())``)."""
 
-    def __init__(
-        self,
-        repositories: Callable[[Transaction], OrderTx],
-        now_us: Callable[[], int] = wall_clock_us,
-    ) -> None:
-        self._repositories = repositories
+    def __init__(self, now_us: Callable[[], int] = wall_clock_us) -> None:
         self._now_us = now_us
 
-    async def __call__(self, work: Transaction, envelope: Envelope) -> None:
-        await self.record(self._repositories(work), envelope)
-
-    async def record(self, tx: OrderTx, envelope: Envelope) -> None:
+    async def __call__(self, tx: OrderTx, envelope: Envelope) -> None:
         dispatched = fulfillment_events.ShipmentDispatched.FromString(envelope.payload)
         order_id = dispatched.order_id
         saga = await tx.sagas.lock(order_id)

@@ -37,7 +37,6 @@ from services.platform.bus.applying import (
     Handler,
     Outcome,
     Ready,
-    SessionHandler,
     key_of,
 )
 from services.platform.bus.dead_letters import aggregate_key
@@ -48,7 +47,7 @@ from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
 from services.platform.retry import Backoff, backoff_delay
 
-__all__ = ["Consumer", "Handler", "SessionHandler"]
+__all__ = ["Consumer", "Handler"]
 
 log = logging.getLogger("emporium.consumer")
 
@@ -60,8 +59,8 @@ class Consumer:
     """Reads ``streams`` as consumer ``consumer_name`` of ``group`` and applies handlers.
 
     ``handlers`` are keyed by full proto type name (``Envelope.event_type``) and run
-    inside the consumer's transaction (``db.write()``; ``session_handlers`` instead for
-    handlers still on an SQLAlchemy session); events of other types are acknowledged and
+    inside the consumer's transaction (``db.write()``; ``uow.event_handler`` makes one
+    from an effect on a service's repositories); events of other types are acknowledged and
     recorded as processed. ``after_commit`` runs after a batch's transactions commit and
     before its entries are acknowledged. The default consumer name is unique per process
     start, so a restarted process's leftovers are reclaimed like any dead consumer's.
@@ -79,8 +78,7 @@ class Consumer:
         *,
         group: str,
         streams: Sequence[str],
-        handlers: Mapping[str, Handler] | None = None,
-        session_handlers: Mapping[str, SessionHandler] | None = None,
+        handlers: Mapping[str, Handler],
         consumer_name: str | None = None,
         max_deliveries: int = 5,
         claim_idle_ms: int = 30_000,
@@ -96,8 +94,6 @@ class Consumer:
     ) -> None:
         if not streams:
             raise ValueError("a consumer needs at least one stream")
-        if (handlers is None) == (session_handlers is None):
-            raise ValueError("give handlers (on Transaction) or session_handlers, not both")
         if max_deliveries < 1 or batch < 1 or claim_idle_ms < 1:
             raise ValueError("max_deliveries, batch and claim_idle_ms must be positive")
         self.db = db
@@ -115,10 +111,9 @@ class Consumer:
         self._applier = Applier(
             db,
             group,
-            handlers if handlers is not None else session_handlers or {},
+            handlers,
             tracer or trace.get_tracer("emporium.bus"),
             lambda exc: transient(exc) or db.is_transient(exc),
-            sessions=session_handlers is not None,
         )
         self._report = ConsumerReport(bus_metrics(metrics), group)
         self._after_commit = after_commit

@@ -12,8 +12,8 @@ Alembic is imported only when migrating.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,12 +25,7 @@ from sqlalchemy.sql.dml import Insert, Update
 from services.platform.errors import Unavailable
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
     from sqlalchemy.engine import Dialect
-    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
-#: Set in ``session.info`` by :func:`services.platform.outbox.record` (the session path).
-OUTBOX_WRITTEN = "emporium.outbox_written"
 
 Params = Mapping[str, Any]
 
@@ -207,7 +202,6 @@ class Database:
 
             self._backend = PostgresBackend(url, self.on_commit)
         self.dialect = self._backend.dialect
-        self._engine: AsyncEngine | None = None
 
     def write(self) -> AbstractAsyncContextManager[Transaction]:
         """A read-write transaction: commits when the block ends, rolls back on error.
@@ -245,48 +239,3 @@ class Database:
 
     async def dispose(self) -> None:
         await self._backend.close()
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """An SQLAlchemy ``AsyncSession`` transaction, for code not yet on :meth:`write`.
-
-        Slower by an order of magnitude (every statement is a thread hop on SQLite); the
-        engine is created on first use only.
-        """
-        from sqlalchemy.ext.asyncio import AsyncSession
-
-        if self._engine is None:
-            self._engine = _session_engine(self.url)
-        async with AsyncSession(self._engine, expire_on_commit=False) as session, session.begin():
-            yield session
-        if session.info.get(OUTBOX_WRITTEN):
-            for callback in self.on_commit:
-                callback()
-
-
-def _session_engine(url: str) -> AsyncEngine:
-    from sqlalchemy import event
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    if not is_sqlite(url):
-        return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
-    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _configure(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine

@@ -3,7 +3,7 @@ state change they describe; a relay publishes them to the bus afterwards.
 
 Every publishing service creates the ``outbox`` table with :func:`create_outbox_table`
 in a migration and records events through :class:`SqlOutbox` (in the transaction of its
-unit of work), or with :func:`record` on an SQLAlchemy session.
+unit of work).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from google.protobuf.message import Message
 from opentelemetry import propagate
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.clock import now_us
-from services.platform.db import OUTBOX_WRITTEN, Transaction
+from services.platform.db import Transaction
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -90,24 +89,6 @@ def envelope(event: Message, aggregate_id: str) -> Envelope:
         traceparent=current_traceparent(),
         payload=event.SerializeToString(),
     )
-
-
-async def record(session: AsyncSession, stream: str, event: Message, aggregate_id: str) -> Envelope:
-    """Adds ``event`` to the outbox inside the caller's transaction."""
-    item = envelope(event, aggregate_id)
-    session.info[OUTBOX_WRITTEN] = True
-    await session.execute(
-        sa.insert(outbox).values(
-            event_id=item.event_id,
-            stream=stream,
-            event_type=item.event_type,
-            aggregate_id=item.aggregate_id,
-            occurred_at_us=item.occurred_at_us,
-            traceparent=item.traceparent,
-            payload=item.payload,
-        )
-    )
-    return item
 
 
 class Outbox(Protocol):

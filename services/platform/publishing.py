@@ -19,7 +19,7 @@ from typing import Any
 
 from services.platform.bus import Bus, stream_name
 from services.platform.config import Settings
-from services.platform.consumer import Consumer, Handler, SessionHandler
+from services.platform.consumer import Consumer, Handler
 from services.platform.db import Database
 from services.platform.metrics import Metrics
 from services.platform.relay import OutboxRelay
@@ -44,16 +44,15 @@ def consuming(
     metrics: Metrics,
     *,
     contexts: Sequence[str],
-    handlers: Mapping[str, Handler] | None = None,
-    session_handlers: Mapping[str, SessionHandler] | None = None,
+    handlers: Mapping[str, Handler],
     group: str | None = None,
     **options: Any,
 ) -> Hooks:
     """The hooks of a member of consumer group ``group`` (default: the service's name)
     reading the streams of ``contexts``; ``options`` go to :class:`Consumer`.
 
-    ``handlers`` take the consumer's :class:`~services.platform.db.Transaction`;
-    ``session_handlers`` an SQLAlchemy session (for handlers not yet converted).
+    ``handlers`` take the consumer's :class:`~services.platform.db.Transaction`
+    (``uow.event_handler`` makes one from an effect on a service's repositories).
 
     The group's name is also what ``python -m services <service> dead-letters`` reads,
     so keep the default unless a service consumes in several groups.
@@ -67,7 +66,6 @@ def consuming(
         group=group or settings.service,
         streams=[stream_name(context) for context in contexts],
         handlers=handlers,
-        session_handlers=session_handlers,
         metrics=metrics,
         **options,
     )

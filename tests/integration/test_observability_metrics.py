@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.wrappers_pb2 import StringValue
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import outbox
 from services.platform.bus import Bus, DeadLetters, GroupMember, stream_name
 from services.platform.consumer import Consumer
-from services.platform.db import Database
+from services.platform.db import Database, Transaction
 from services.platform.embedded_redis import free_port
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
@@ -93,10 +92,10 @@ async def test_a_dead_letter_counts_as_waiting_until_it_is_replayed(db: Database
     cured = False
     effect = busapp.effect_handler(group)
 
-    async def handler(session: AsyncSession, envelope: Envelope) -> None:
+    async def handler(tx: Transaction, envelope: Envelope) -> None:
         if not cured:
             raise busapp.PoisonError("not yet")
-        await effect(session, envelope)
+        await effect(tx, envelope)
 
     await bus.publish(stream_name(context), [outbox.envelope(StringValue(value="x"), "agg-1")])
     consumer = Consumer(

@@ -24,7 +24,7 @@ from emporium.payment.v1 import payment_service_pb2 as payment_pb
 
 from services.fulfillment import main as fulfillment_main
 from services.order import main as order_main
-from services.order.repository import SqlOrderTx
+from services.order.repository import unit_of_work
 from services.order.saga import Step
 from services.order.saga_runner import SagaRunner
 from services.order.shipments import ShipmentRecorder
@@ -370,7 +370,8 @@ async def test_a_confirmed_order_ships_by_choreography(
 async def test_a_shipment_is_recorded_once_and_only_for_a_confirmed_order(
     shop: Shop, gate: Callable[[Step], Gate]
 ) -> None:
-    record = ShipmentRecorder(SqlOrderTx)  # what the order service's consumer runs
+    db = Database(shop.urls["order"], order_main.MIGRATIONS)
+    record = unit_of_work(db).event_handler(ShipmentRecorder())  # what the consumer runs
     product = await shop.product()
     who = shop.user()
     held = gate(Step.RESERVE)
@@ -382,7 +383,6 @@ async def test_a_shipment_is_recorded_once_and_only_for_a_confirmed_order(
         tracking_number="EX123",
     )
     envelope = outbox.envelope(dispatched, order.order_id)
-    db = Database(shop.urls["order"], order_main.MIGRATIONS)
     try:
         with pytest.raises(FailedPrecondition):  # the consumer retries it later
             async with db.write() as tx:

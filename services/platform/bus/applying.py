@@ -13,12 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from opentelemetry import propagate, trace
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.bus.dead_letters import aggregate_key
 from services.platform.bus.group import Delivery
@@ -30,8 +28,6 @@ log = logging.getLogger("emporium.consumer")
 
 #: A handler runs in the consumer's transaction (``db.write()``), with the inbox row.
 Handler = Callable[[Transaction, Envelope], Awaitable[None]]
-#: The same on an SQLAlchemy session (``db.transaction()``), for code not yet on Transaction.
-SessionHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 
 _SEEN = sa.select(inbox.c.event_id).where(
     inbox.c.consumer == sa.bindparam("consumer"),
@@ -67,18 +63,16 @@ class Applier:
         self,
         db: Database,
         group: str,
-        handlers: Mapping[str, Handler] | Mapping[str, SessionHandler],
+        handlers: Mapping[str, Handler],
         tracer: trace.Tracer,
         transient: Callable[[BaseException], bool],
-        *,
-        sessions: bool = False,
     ) -> None:
         self.db = db
         self.group = group
-        self.handlers: dict[str, Any] = dict(handlers)
+        self.handlers: dict[str, Handler] = dict(handlers)
         self._tracer = tracer
         self._transient = transient
-        self._unit: _Unit = _Sessions(db) if sessions else _Transactions(db)
+        self._unit = _Transactions(db)
 
     async def apply(self, chunk: Sequence[Ready]) -> tuple[list[Outcome], BaseException | None]:
         """The outcomes of a prefix of ``chunk``, and the infrastructure failure that
@@ -160,7 +154,7 @@ class Applier:
                     # it or fails here, before its handler has done anything.
                     try:
                         await self._unit.record(work, [_inbox_row(envelope, self.group, now_us())])
-                    except (IntegrityError, IntegrityViolation):
+                    except IntegrityViolation:
                         raise _Duplicate from None
                     if handler is not None:
                         await handler(work, envelope)
@@ -190,16 +184,6 @@ def _inbox_row(envelope: Envelope, group: str, now: int) -> dict[str, Any]:
     return {"event_id": envelope.event_id, "consumer": group, "processed_at_us": now}
 
 
-class _Unit(Protocol):
-    """A transaction of the consumer's database, with the inbox's two statements."""
-
-    def begin(self) -> AbstractAsyncContextManager[Any]: ...
-
-    async def seen(self, work: Any, group: str, ids: Sequence[str]) -> set[str]: ...
-
-    async def record(self, work: Any, rows: Sequence[dict[str, Any]]) -> None: ...
-
-
 class _Transactions:
     """``db.write()``: SQLite on the loop thread or asyncpg, statements compiled once."""
 
@@ -218,20 +202,3 @@ class _Transactions:
             await work.execute(_RECORD, rows[0])
         else:
             await work.execute_many(_RECORD, rows)
-
-
-class _Sessions:
-    """``db.transaction()``: an SQLAlchemy session, for handlers not yet on Transaction."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def begin(self) -> AbstractAsyncContextManager[AsyncSession]:
-        return self._db.transaction()
-
-    async def seen(self, work: AsyncSession, group: str, ids: Sequence[str]) -> set[str]:
-        found = await work.scalars(_SEEN, {"consumer": group, "ids": list(ids)})
-        return set(found.all())
-
-    async def record(self, work: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-        await work.execute(_RECORD, list(rows) if len(rows) > 1 else rows[0])
