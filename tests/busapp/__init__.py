@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from google.protobuf.wrappers_pb2 import StringValue
 
 from services.platform import outbox
-from services.platform.bus import dead_letter_stream, decode
+from services.platform.bus import Bus, dead_letter_stream, decode
+from services.platform.consumer import Consumer, Handler
 from services.platform.db import Database, Transaction
 from services.platform.outbox import Envelope
 
@@ -50,6 +51,16 @@ _UNPUBLISHED = (
 
 class PoisonError(RuntimeError):
     """What the handler raises for a poison event."""
+
+
+def consumer(
+    db: Database, bus: Bus, group: str, stream: str, handler: Handler, **options: Any
+) -> Consumer:
+    """A member of ``group`` reading ``stream`` that runs ``handler`` for this
+    application's events (``options`` go to :class:`Consumer`)."""
+    return Consumer(
+        db, bus, group=group, streams=[stream], handlers={EVENT_TYPE: handler}, **options
+    )
 
 
 @asynccontextmanager

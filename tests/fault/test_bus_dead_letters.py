@@ -79,12 +79,12 @@ async def test_an_aggregates_later_events_wait_behind_its_dead_letter_and_replay
     context, group = unique("ctx"), unique("group")
     stream = stream_name(context)
     handler = Switchable(group)
-    consumer = Consumer(
+    consumer = busapp.consumer(
         db,
         bus,
-        group=group,
-        streams=[stream],
-        handlers={busapp.EVENT_TYPE: handler},
+        group,
+        stream,
+        handler,
         max_deliveries=2,
         retry_backoff=0.02,
         block_ms=50,
@@ -170,12 +170,12 @@ async def test_discard_deletes_a_dead_letter_for_good_and_unblocks_its_aggregate
 ) -> None:
     context, group = unique("ctx"), unique("group")
     stream = stream_name(context)
-    consumer = Consumer(
+    consumer = busapp.consumer(
         db,
         bus,
-        group=group,
-        streams=[stream],
-        handlers={busapp.EVENT_TYPE: Switchable(group)},
+        group,
+        stream,
+        Switchable(group),
         max_deliveries=1,
         block_ms=50,
     )

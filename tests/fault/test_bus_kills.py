@@ -6,7 +6,6 @@ from collections import Counter
 from typing import Any
 
 from services.platform.bus import Bus, stream_name
-from services.platform.consumer import Consumer
 from services.platform.db import Database
 from services.platform.embedded_redis import EmbeddedRedis
 from services.platform.metrics import Metrics
@@ -33,12 +32,12 @@ async def test_a_consumer_killed_after_its_effect_and_before_its_ack_is_taken_ov
     assert (await bus.client.xpending(stream, group))["pending"] == 3
 
     metrics = Metrics("fulfillment")
-    rescuer = Consumer(
+    rescuer = busapp.consumer(
         db,
         bus,
-        group=group,
-        streams=[stream],
-        handlers={busapp.EVENT_TYPE: busapp.effect_handler(group)},
+        group,
+        stream,
+        busapp.effect_handler(group),
         consumer_name="rescuer",
         claim_idle_ms=300,
         block_ms=50,
@@ -77,12 +76,12 @@ async def test_a_relay_killed_between_publishing_and_marking_causes_duplicates_b
 
     metrics = Metrics("fulfillment")
     group = unique("group")
-    consumer = Consumer(
+    consumer = busapp.consumer(
         db,
         bus,
-        group=group,
-        streams=[stream],
-        handlers={busapp.EVENT_TYPE: busapp.effect_handler(group)},
+        group,
+        stream,
+        busapp.effect_handler(group),
         block_ms=50,
         metrics=metrics,
     )
@@ -120,12 +119,12 @@ async def test_entries_deleted_while_a_dead_consumer_held_them_are_acknowledged_
     redis: Any = bus.client
     [(_, [(trimmed, _fields), _kept])] = await redis.xreadgroup(group, "dead", {stream: ">"})
     await redis.xdel(stream, trimmed)  # as MAXLEN trimming would
-    consumer = Consumer(
+    consumer = busapp.consumer(
         db,
         bus,
-        group=group,
-        streams=[stream],
-        handlers={busapp.EVENT_TYPE: busapp.effect_handler(group)},
+        group,
+        stream,
+        busapp.effect_handler(group),
         claim_idle_ms=1,
         block_ms=50,
     )

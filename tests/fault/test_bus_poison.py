@@ -6,7 +6,6 @@ from google.protobuf.wrappers_pb2 import StringValue
 
 from services.platform import outbox
 from services.platform.bus import Bus, DeadLetters, dead_letter_stream, stream_name
-from services.platform.consumer import Consumer
 from services.platform.db import Database, Transaction
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
@@ -33,12 +32,12 @@ async def test_a_poison_event_is_dead_lettered_after_max_deliveries_while_later_
     [poison] = await busapp.record_events(db, context, ["poison-1"])
     good += await busapp.record_events(db, context, ["good-2"])
     await relay.drain()
-    consumer = Consumer(
+    consumer = busapp.consumer(
         db,
         bus,
-        group=group,
-        streams=[stream],
-        handlers={busapp.EVENT_TYPE: counting},
+        group,
+        stream,
+        counting,
         max_deliveries=3,
         block_ms=50,
         retry_backoff=0.02,
@@ -87,12 +86,12 @@ async def test_an_entry_that_keeps_killing_its_consumers_is_dead_lettered_withou
     async def handler(tx: Transaction, envelope: Envelope) -> None:
         ran.append(envelope.event_id)
 
-    consumer = Consumer(
+    consumer = busapp.consumer(
         db,
         bus,
-        group=group,
-        streams=[stream],
-        handlers={busapp.EVENT_TYPE: handler},
+        group,
+        stream,
+        handler,
         max_deliveries=5,
         claim_idle_ms=1,
         block_ms=50,
@@ -123,12 +122,12 @@ async def test_a_dead_letter_replayed_after_the_fix_is_applied_once(db: Database
 
     [event_id] = await busapp.record_events(db, context, ["needs-the-fix"])
     await OutboxRelay(db, bus).drain()
-    consumer = Consumer(
+    consumer = busapp.consumer(
         db,
         bus,
-        group=group,
-        streams=[stream],
-        handlers={busapp.EVENT_TYPE: handler},
+        group,
+        stream,
+        handler,
         max_deliveries=1,
         block_ms=50,
     )

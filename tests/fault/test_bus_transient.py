@@ -16,7 +16,6 @@ from sqlalchemy.exc import OperationalError
 
 from services.platform import outbox
 from services.platform.bus import Bus, dead_letter_stream, stream_name
-from services.platform.consumer import Consumer
 from services.platform.db import Database, DatabaseBusy, Transaction
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
@@ -45,12 +44,12 @@ async def test_a_handler_whose_database_is_locked_is_retried_without_counting_de
     metrics = Metrics("fulfillment")
     items = [outbox.envelope(StringValue(value=f"v{i}"), "agg-1") for i in range(3)]
     await bus.publish(stream, items)
-    consumer = Consumer(
+    consumer = busapp.consumer(
         db,
         bus,
-        group=group,
-        streams=[stream],
-        handlers={busapp.EVENT_TYPE: locked_for_a_while},
+        group,
+        stream,
+        locked_for_a_while,
         max_deliveries=2,
         block_ms=50,
         metrics=metrics,
@@ -94,12 +93,12 @@ async def test_a_sqlite_file_locked_by_another_process_delays_events_but_dead_le
         await busapp.expect_line(holder, "LOCKED")
         items = [outbox.envelope(StringValue(value=f"v{i}"), f"agg-{i}") for i in range(5)]
         await bus.publish(stream, items)
-        consumer = Consumer(
+        consumer = busapp.consumer(
             db,
             bus,
-            group=group,
-            streams=[stream],
-            handlers={busapp.EVENT_TYPE: busapp.effect_handler(group)},
+            group,
+            stream,
+            busapp.effect_handler(group),
             max_deliveries=1,
             block_ms=50,
         )

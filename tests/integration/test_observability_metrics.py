@@ -11,7 +11,6 @@ from google.protobuf.wrappers_pb2 import StringValue
 
 from services.platform import outbox
 from services.platform.bus import Bus, DeadLetters, GroupMember, stream_name
-from services.platform.consumer import Consumer
 from services.platform.db import Database, Transaction
 from services.platform.embedded_redis import free_port
 from services.platform.metrics import Metrics
@@ -98,12 +97,12 @@ async def test_a_dead_letter_counts_as_waiting_until_it_is_replayed(db: Database
         await effect(tx, envelope)
 
     await bus.publish(stream_name(context), [outbox.envelope(StringValue(value="x"), "agg-1")])
-    consumer = Consumer(
+    consumer = busapp.consumer(
         db,
         bus,
-        group=group,
-        streams=[stream_name(context)],
-        handlers={busapp.EVENT_TYPE: handler},
+        group,
+        stream_name(context),
+        handler,
         max_deliveries=1,
         block_ms=50,
         retry_backoff=0.02,
