@@ -243,7 +243,6 @@ async def build(
             notifier.close,
             db.dispose,
         ],
-        extra={"sagas": sagas},
     )
 
 

@@ -127,11 +127,6 @@ class SagaRunner:
             except Exception:
                 log.exception("could not tend saga leases; retrying next tick")
 
-    async def idle(self) -> None:
-        """Waits until no saga runs here (tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
-
     async def stop(self) -> None:
         """Drains: starts no more steps, lets calls in flight finish (at most
         ``drain_seconds``), interrupts what is left, then releases every lease held."""

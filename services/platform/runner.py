@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from grpc import aio
 
@@ -46,7 +46,6 @@ def definition(
     readiness: Sequence[Hook] = (),
     on_start: Sequence[Hook] = (),
     on_stop: Sequence[Hook] = (),
-    extra: Mapping[str, Any] | None = None,
 ) -> ServiceDefinition:
     """What every ``main.build`` returns: one servicer (added by its generated
     ``add_…Servicer_to_server``) behind the standard middlewares, verifying tokens with
@@ -65,7 +64,6 @@ def definition(
         readiness=readiness,
         on_start=on_start,
         on_stop=on_stop,
-        extra=dict(extra or {}),
     )
 
 

@@ -8,8 +8,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -49,7 +48,6 @@ class ServiceDefinition:
     on_stop: Sequence[Hook] = ()
     readiness_interval: float = 5.0
     tracing: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ServiceHost:

@@ -26,7 +26,6 @@ from services.fulfillment import main as fulfillment_main
 from services.order import main as order_main
 from services.order.repository import unit_of_work
 from services.order.saga import Step
-from services.order.saga_runner import SagaRunner
 from services.order.shipments import ShipmentRecorder
 from services.platform import outbox
 from services.platform.db import Database
@@ -60,10 +59,14 @@ def _closed_port() -> str:
         return f"127.0.0.1:{sock.getsockname()[1]}"
 
 
-async def _idle(running: servers.Running) -> None:
-    sagas = running.host.definition.extra["sagas"]
-    assert isinstance(sagas, SagaRunner)
-    await asyncio.wait_for(sagas.idle(), 60)
+async def _idle(order_url: str) -> None:
+    """Until no saga runs in the order database at ``order_url``."""
+
+    async def ended() -> bool:
+        running = await rows(order_url, "SELECT count(*) FROM sagas WHERE status = 'running'")
+        return running == [(0,)]
+
+    await eventually(ended, timeout=60)
 
 
 @asynccontextmanager
@@ -74,14 +77,14 @@ async def _order_service(
     identity: servers.Running,
     down: str = "",
     **env: str,
-) -> AsyncIterator[tuple[servers.Running, pb_grpc.OrderServiceAsyncStub]]:
+) -> AsyncIterator[tuple[servers.Running, pb_grpc.OrderServiceAsyncStub, str]]:
     """An extra order service with a database of its own, in front of the shop's services
     (but for the ``down`` one, which it finds nobody listening for)."""
     targets = {**shop.targets, **({down: _closed_port()} if down else {})}
     async with fresh_database(backend, tmp, "order") as url:
         settings = order_settings(url, targets, identity.target, **env)
         async with servers.serve(order_main.build, settings) as running:
-            yield running, pb_grpc.OrderServiceStub(running.channel)
+            yield running, pb_grpc.OrderServiceStub(running.channel), url
 
 
 async def test_an_order_for_stock_with_a_good_card_is_confirmed_and_paid_once(shop: Shop) -> None:
@@ -138,7 +141,7 @@ async def test_fifty_concurrent_orders_for_ten_items_confirm_exactly_ten(shop: S
     monitor = asyncio.create_task(watch_stock())
     users = [shop.user() for _ in range(50)]
     placed = await asyncio.gather(*(shop.place(who, (product.product_id, 1)) for who in users))
-    await _idle(shop.order_service)
+    await _idle(shop.urls["order"])
     done.set()
     await monitor
     finals = [await shop.get(who, o.order_id) for who, o in zip(users, placed, strict=True)]
@@ -239,10 +242,10 @@ async def test_payment_down_past_the_retry_budget_rejects_and_releases(
         down="payment",
         EMPORIUM_SAGA_RETRY_BUDGET_SECONDS="0.5",
         EMPORIUM_SAGA_RETRY_BASE_SECONDS="0.02",
-    ) as (running, stub):
+    ) as (_running, stub, url):
         request = shop.request((product.product_id, 2))
         order = (await stub.PlaceOrder(request, metadata=who)).order
-        await _idle(running)
+        await _idle(url)
         final = (
             await stub.GetOrder(pb.GetOrderRequest(order_id=order.order_id), metadata=who)
         ).order
@@ -258,6 +261,7 @@ async def test_place_order_is_unavailable_while_the_catalog_is_down(
     async with _order_service(shop, backend, tmp_path, identity_server, down="catalog") as (
         _running,
         stub,
+        _url,
     ):
         with pytest.raises(grpc.RpcError) as caught:
             await stub.PlaceOrder(shop.request(("any-product", 1)), metadata=shop.user())
@@ -270,11 +274,12 @@ async def test_cancelling_a_confirmed_order_while_fulfillment_is_down_changes_no
     product = await shop.product(price=900, stock=3)
     who = shop.user()
     async with _order_service(shop, backend, tmp_path, identity_server, down="fulfillment") as (
-        running,
+        _running,
         stub,
+        url,
     ):
         order = (await stub.PlaceOrder(shop.request((product.product_id, 2)), metadata=who)).order
-        await _idle(running)
+        await _idle(url)
         get = pb.GetOrderRequest(order_id=order.order_id)
         confirmed = (await stub.GetOrder(get, metadata=who)).order
         assert confirmed.status == pb.ORDER_STATUS_CONFIRMED
@@ -308,7 +313,7 @@ async def test_the_rebuild_command_reproduces_the_read_model_exactly(shop: Shop)
     for number, stock in ((DECLINE, 1), ("4242424242424242", 1), ("4242424242424242", 0)):
         product = await shop.product(stock=stock)
         await shop.place(shop.user(), (product.product_id, 1), number=number)
-    await _idle(shop.order_service)
+    await _idle(shop.urls["order"])
     url = shop.urls["order"]
     query = "SELECT * FROM order_views ORDER BY order_id"
     before = await rows(url, query)
@@ -349,6 +354,7 @@ async def test_a_confirmed_order_ships_by_choreography(
             _order_service(shop, backend, tmp_path, identity_server, REDIS_URL=redis.url) as (
                 _running,
                 stub,
+                _url,
             ),
         ):
             order = (
