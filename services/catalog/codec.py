@@ -10,7 +10,11 @@ from emporium.common.v1 import money_pb2
 
 from services.catalog.domain import Price, Product, search_text
 from services.platform.clock import timestamp
+from services.platform.codec import fields_of, from_row
 from services.platform.db import Row
+
+#: The product's fields that the API message and the table row hold as they are.
+_SHARED = ("product_id", "sku", "name", "description", "category_id", "image_url", "active")
 
 
 def money(price: Price) -> money_pb2.Money:
@@ -23,14 +27,8 @@ def price_from(message: money_pb2.Money) -> Price:
 
 def product_proto(product: Product) -> pb.Product:
     return pb.Product(
-        product_id=product.product_id,
-        sku=product.sku,
-        name=product.name,
-        description=product.description,
-        category_id=product.category_id,
+        **fields_of(product, *_SHARED),
         price=money(product.price),
-        image_url=product.image_url,
-        active=product.active,
         create_time=timestamp(product.created_at_us),
         update_time=timestamp(product.updated_at_us),
     )
@@ -41,10 +39,7 @@ def product_proto(product: Product) -> pb.Product:
 
 def product_created(product: Product) -> events_pb2.ProductCreated:
     return events_pb2.ProductCreated(
-        product_id=product.product_id,
-        sku=product.sku,
-        name=product.name,
-        category_id=product.category_id,
+        **fields_of(product, "product_id", "sku", "name", "category_id"),
         price=money(product.price),
         occur_time=timestamp(product.created_at_us),
     )
@@ -73,31 +68,17 @@ def price_changed(before: Product, after: Product) -> events_pb2.PriceChanged:
 
 def product_row(product: Product) -> dict[str, Any]:
     return {
-        "product_id": product.product_id,
-        "sku": product.sku,
-        "name": product.name,
-        "description": product.description,
-        "category_id": product.category_id,
+        **fields_of(product, *_SHARED, "created_at_us", "updated_at_us"),
         "price_minor": product.price.amount_minor,
         "currency_code": product.price.currency_code,
-        "image_url": product.image_url,
-        "active": product.active,
         "search_text": search_text(product.name, product.description),
-        "created_at_us": product.created_at_us,
-        "updated_at_us": product.updated_at_us,
     }
 
 
 def product_from_row(row: Row) -> Product:
-    return Product(
-        product_id=row["product_id"],
-        sku=row["sku"],
-        name=row["name"],
-        description=row["description"],
-        category_id=row["category_id"],
+    return from_row(
+        Product,
+        row,
         price=Price(row["price_minor"], row["currency_code"]),
-        image_url=row["image_url"],
         active=bool(row["active"]),
-        created_at_us=row["created_at_us"],
-        updated_at_us=row["updated_at_us"],
     )

@@ -7,16 +7,17 @@ from emporium.fulfillment.v1 import fulfillment_service_pb2 as pb
 
 from services.fulfillment.domain import Shipment, ShipmentStatus
 from services.platform.clock import timestamp
+from services.platform.codec import fields_of, from_row
 from services.platform.db import Row
+
+#: The shipment's fields that the API message and the dispatch event hold as they are.
+_SHARED = ("shipment_id", "order_id", "carrier", "tracking_number")
 
 
 def shipment_proto(shipment: Shipment) -> pb.Shipment:
     message = pb.Shipment(
-        shipment_id=shipment.shipment_id,
-        order_id=shipment.order_id,
+        **fields_of(shipment, *_SHARED),
         status=pb.ShipmentStatus.Value(f"SHIPMENT_STATUS_{shipment.status.value}"),
-        carrier=shipment.carrier,
-        tracking_number=shipment.tracking_number,
         create_time=timestamp(shipment.created_at_us),
     )
     if shipment.dispatched_at_us is not None:
@@ -26,31 +27,14 @@ def shipment_proto(shipment: Shipment) -> pb.Shipment:
 
 def shipment_created(shipment: Shipment) -> events.ShipmentCreated:
     return events.ShipmentCreated(
-        shipment_id=shipment.shipment_id,
-        order_id=shipment.order_id,
+        **fields_of(shipment, "shipment_id", "order_id"),
         occur_time=timestamp(shipment.created_at_us),
     )
 
 
 def shipment_dispatched(shipment: Shipment, at_us: int) -> events.ShipmentDispatched:
-    return events.ShipmentDispatched(
-        shipment_id=shipment.shipment_id,
-        order_id=shipment.order_id,
-        carrier=shipment.carrier,
-        tracking_number=shipment.tracking_number,
-        occur_time=timestamp(at_us),
-    )
+    return events.ShipmentDispatched(**fields_of(shipment, *_SHARED), occur_time=timestamp(at_us))
 
 
 def shipment_from_row(row: Row) -> Shipment:
-    return Shipment(
-        shipment_id=row["shipment_id"],
-        order_id=row["order_id"],
-        user_id=row["user_id"],
-        status=ShipmentStatus(row["status"]),
-        shipping_address=row["shipping_address"],
-        created_at_us=row["created_at_us"],
-        carrier=row["carrier"],
-        tracking_number=row["tracking_number"],
-        dispatched_at_us=row["dispatched_at_us"],
-    )
+    return from_row(Shipment, row, status=ShipmentStatus(row["status"]))

@@ -9,6 +9,7 @@ from emporium.inventory.v1 import inventory_service_pb2 as pb
 
 from services.inventory.domain import AdjustStock, Line, Reservation, Status, StockLevel
 from services.platform.clock import timestamp
+from services.platform.codec import fields_of, from_row
 from services.platform.db import Row
 
 _STATUS: dict[Status, pb.ReservationStatus.ValueType] = {
@@ -30,8 +31,7 @@ def line_protos(lines: tuple[Line, ...]) -> list[pb.ReservationLine]:
 
 def reservation_proto(reservation: Reservation) -> pb.Reservation:
     message = pb.Reservation(
-        reservation_id=reservation.reservation_id,
-        order_id=reservation.order_id,
+        **fields_of(reservation, "reservation_id", "order_id"),
         status=_STATUS[reservation.status],
         lines=line_protos(reservation.lines),
         unavailable_skus=list(reservation.unavailable_skus),
@@ -45,10 +45,7 @@ def reservation_proto(reservation: Reservation) -> pb.Reservation:
 
 def stock_proto(level: StockLevel) -> pb.StockLevel:
     return pb.StockLevel(
-        sku=level.sku,
-        available=level.available,
-        reserved=level.reserved,
-        sold=level.sold,
+        **fields_of(level, "sku", "available", "reserved", "sold"),
         update_time=timestamp(level.updated_at_us),
     )
 
@@ -58,8 +55,7 @@ def stock_proto(level: StockLevel) -> pb.StockLevel:
 
 def stock_reserved(reservation: Reservation) -> events.StockReserved:
     return events.StockReserved(
-        reservation_id=reservation.reservation_id,
-        order_id=reservation.order_id,
+        **fields_of(reservation, "reservation_id", "order_id"),
         lines=line_protos(reservation.lines),
         expire_time=timestamp(reservation.expires_at_us or 0),
         occur_time=timestamp(reservation.updated_at_us),
@@ -78,8 +74,7 @@ def stock_reservation_failed(reservation: Reservation) -> events.StockReservatio
 
 def stock_released(reservation: Reservation, reason: str) -> events.StockReleased:
     return events.StockReleased(
-        reservation_id=reservation.reservation_id,
-        order_id=reservation.order_id,
+        **fields_of(reservation, "reservation_id", "order_id"),
         lines=line_protos(reservation.lines),
         reason=reason,
         occur_time=timestamp(reservation.updated_at_us),
@@ -88,8 +83,7 @@ def stock_released(reservation: Reservation, reason: str) -> events.StockRelease
 
 def stock_committed(reservation: Reservation) -> events.StockCommitted:
     return events.StockCommitted(
-        reservation_id=reservation.reservation_id,
-        order_id=reservation.order_id,
+        **fields_of(reservation, "reservation_id", "order_id"),
         lines=line_protos(reservation.lines),
         occur_time=timestamp(reservation.updated_at_us),
     )
@@ -97,10 +91,8 @@ def stock_committed(reservation: Reservation) -> events.StockCommitted:
 
 def stock_adjusted(command: AdjustStock, level: StockLevel) -> events.StockAdjusted:
     return events.StockAdjusted(
-        sku=level.sku,
-        delta=command.delta,
-        reason=command.reason,
-        available=level.available,
+        **fields_of(level, "sku", "available"),
+        **fields_of(command, "delta", "reason"),
         occur_time=timestamp(level.updated_at_us),
     )
 
@@ -109,19 +101,14 @@ def stock_adjusted(command: AdjustStock, level: StockLevel) -> events.StockAdjus
 
 
 def stock_from_row(row: Row) -> StockLevel:
-    return StockLevel(
-        row["sku"], row["available"], row["reserved"], row["sold"], row["updated_at_us"]
-    )
+    return from_row(StockLevel, row)
 
 
 def reservation_from_rows(row: Row, lines: list[Row]) -> Reservation:
-    return Reservation(
-        reservation_id=row["reservation_id"],
-        order_id=row["order_id"],
+    return from_row(
+        Reservation,
+        row,
         status=Status(row["status"]),
         lines=tuple(Line(line["sku"], line["quantity"]) for line in lines),
         unavailable_skus=tuple(line["sku"] for line in lines if line["unavailable"]),
-        expires_at_us=row["expires_at_us"],
-        created_at_us=row["created_at_us"],
-        updated_at_us=row["updated_at_us"],
     )

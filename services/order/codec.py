@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 from emporium.common.v1 import money_pb2
 from emporium.order.v1 import events_pb2 as ev
@@ -30,6 +31,7 @@ from services.order.domain import (
 )
 from services.order.saga import Outcome, SagaState, Step
 from services.platform.clock import timestamp
+from services.platform.codec import field_names, fields_of, from_message, from_row
 from services.platform.db import Row
 
 
@@ -42,37 +44,23 @@ def money(proto: money_pb2.Money) -> Money:
 
 
 def address_proto(address: Address) -> pb.ShippingAddress:
-    return pb.ShippingAddress(
-        name=address.name,
-        line1=address.line1,
-        line2=address.line2,
-        city=address.city,
-        postal_code=address.postal_code,
-        country_code=address.country_code,
-    )
+    return pb.ShippingAddress(**fields_of(address, *field_names(Address)))
 
 
 def address(proto: pb.ShippingAddress) -> Address:
-    return Address(
-        proto.name, proto.line1, proto.line2, proto.city, proto.postal_code, proto.country_code
-    )
+    return from_message(Address, proto)
 
 
 def line_proto(line: OrderLine) -> pb.OrderLine:
     return pb.OrderLine(
-        product_id=line.product_id,
-        sku=line.sku,
-        name=line.name,
-        quantity=line.quantity,
+        **fields_of(line, "product_id", "sku", "name", "quantity"),
         unit_price=money_proto(line.unit_price),
         line_total=money_proto(line.line_total),
     )
 
 
 def line(proto: pb.OrderLine) -> OrderLine:
-    return OrderLine(
-        proto.product_id, proto.sku, proto.name, proto.quantity, money(proto.unit_price)
-    )
+    return from_message(OrderLine, proto, unit_price=money(proto.unit_price))
 
 
 def to_proto(event: Event) -> Message:
@@ -81,90 +69,77 @@ def to_proto(event: Event) -> Message:
     match event:
         case OrderPlaced():
             return ev.OrderPlaced(
-                order_id=event.order_id,
-                user_id=event.user_id,
+                **fields_of(event, "order_id", "user_id", "idempotency_key"),
                 lines=[line_proto(item) for item in event.lines],
                 total=money_proto(event.total),
                 shipping_address=address_proto(event.address),
-                idempotency_key=event.idempotency_key,
                 occur_time=at,
             )
         case OrderConfirmed():
             return ev.OrderConfirmed(
-                order_id=event.order_id,
-                payment_id=event.payment_id,
-                user_id=event.user_id,
+                **fields_of(event, "order_id", "payment_id", "user_id"),
                 lines=[line_proto(item) for item in event.lines],
                 shipping_address=address_proto(event.address),
                 occur_time=at,
             )
         case OrderRejected():
             return ev.OrderRejected(
-                order_id=event.order_id,
-                reason=event.reason,
-                payment_id=event.payment_id,
-                occur_time=at,
+                **fields_of(event, "order_id", "reason", "payment_id"), occur_time=at
             )
         case OrderCancelled():
-            return ev.OrderCancelled(order_id=event.order_id, reason=event.reason, occur_time=at)
+            return ev.OrderCancelled(**fields_of(event, "order_id", "reason"), occur_time=at)
         case OrderShipped():
             return ev.OrderShipped(
-                order_id=event.order_id,
-                shipment_id=event.shipment_id,
-                carrier=event.carrier,
-                tracking_number=event.tracking_number,
+                **fields_of(event, "order_id", "shipment_id", "carrier", "tracking_number"),
                 occur_time=at,
             )
+
+
+def _occurred_at_us(message: Any) -> int:
+    return int(message.occur_time.ToMicroseconds())
 
 
 def _placed(payload: bytes) -> Event:
     p = ev.OrderPlaced.FromString(payload)
-    return OrderPlaced(
-        p.order_id,
-        p.user_id,
-        tuple(line(item) for item in p.lines),
-        money(p.total),
-        address(p.shipping_address),
-        p.idempotency_key,
-        p.occur_time.ToMicroseconds(),
+    return from_message(
+        OrderPlaced,
+        p,
+        lines=tuple(line(item) for item in p.lines),
+        total=money(p.total),
+        address=address(p.shipping_address),
+        occurred_at_us=_occurred_at_us(p),
     )
 
 
 def _confirmed(payload: bytes) -> Event:
     p = ev.OrderConfirmed.FromString(payload)
-    return OrderConfirmed(
-        p.order_id,
-        p.payment_id,
-        p.user_id,
-        tuple(line(item) for item in p.lines),
-        address(p.shipping_address),
-        p.occur_time.ToMicroseconds(),
+    return from_message(
+        OrderConfirmed,
+        p,
+        lines=tuple(line(item) for item in p.lines),
+        address=address(p.shipping_address),
+        occurred_at_us=_occurred_at_us(p),
     )
 
 
-def _rejected(payload: bytes) -> Event:
-    p = ev.OrderRejected.FromString(payload)
-    return OrderRejected(p.order_id, p.reason, p.payment_id, p.occur_time.ToMicroseconds())
+def _same_fields(
+    kind: Callable[..., Event], message_type: type[Message]
+) -> Callable[[bytes], Event]:
+    """The decoder of an event whose fields are its message's, but for the time."""
 
+    def decode(payload: bytes) -> Event:
+        p = message_type.FromString(payload)
+        return from_message(kind, p, occurred_at_us=_occurred_at_us(p))
 
-def _cancelled(payload: bytes) -> Event:
-    p = ev.OrderCancelled.FromString(payload)
-    return OrderCancelled(p.order_id, p.reason, p.occur_time.ToMicroseconds())
-
-
-def _shipped(payload: bytes) -> Event:
-    p = ev.OrderShipped.FromString(payload)
-    return OrderShipped(
-        p.order_id, p.shipment_id, p.carrier, p.tracking_number, p.occur_time.ToMicroseconds()
-    )
+    return decode
 
 
 _DECODERS: dict[str, Callable[[bytes], Event]] = {
     ev.OrderPlaced.DESCRIPTOR.full_name: _placed,
     ev.OrderConfirmed.DESCRIPTOR.full_name: _confirmed,
-    ev.OrderRejected.DESCRIPTOR.full_name: _rejected,
-    ev.OrderCancelled.DESCRIPTOR.full_name: _cancelled,
-    ev.OrderShipped.DESCRIPTOR.full_name: _shipped,
+    ev.OrderRejected.DESCRIPTOR.full_name: _same_fields(OrderRejected, ev.OrderRejected),
+    ev.OrderCancelled.DESCRIPTOR.full_name: _same_fields(OrderCancelled, ev.OrderCancelled),
+    ev.OrderShipped.DESCRIPTOR.full_name: _same_fields(OrderShipped, ev.OrderShipped),
 }
 
 
@@ -191,21 +166,17 @@ def card_from_json(text: str | None) -> Card | None:
 
 def saga_state(m: Row, order: Order) -> SagaState:
     """A ``sagas`` row as the saga's state; lines and total come from the order."""
-    return SagaState(
-        order_id=m["order_id"],
+    return from_row(
+        SagaState,
+        m,
         lines=tuple((line.sku, line.quantity) for line in order.lines),
         total=order.total,
         card=card_from_json(m["card_json"]),
         step=Step(m["step"]),
-        started_at_us=m["started_at_us"],
-        attempts=m["attempts"],
-        retry_deadline_us=m["retry_deadline_us"],
-        payment_id=m["payment_id"],
         authorized=bool(m["authorized"]),
         captured=bool(m["captured"]),
         outcome=None if m["outcome"] is None else Outcome(m["outcome"]),
-        reason=m["reason"],
         compensate_from=None if m["compensate_from"] is None else Step(m["compensate_from"]),
-        cancel_reason=m["cancel_reason"],
-        version=m["version"],
+        resumed=False,
+        doubtful=False,
     )

@@ -30,6 +30,7 @@ from services.order.domain import (
     OrderStatus,
 )
 from services.order.tables import order_events, order_views
+from services.platform.codec import fields_of, from_row
 from services.platform.db import Row, Transaction
 
 _REBUILD_BATCH = 500
@@ -131,6 +132,19 @@ async def project(tx: Transaction, event: Event, version: int) -> None:
         await tx.execute(_UPDATE, {**row, "b_order_id": event.order_id})
 
 
+#: The view's fields that its row holds as they are.
+_AS_STORED = (
+    "order_id",
+    "user_id",
+    "reason",
+    "payment_id",
+    "shipment_id",
+    "version",
+    "created_at_us",
+    "updated_at_us",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class OrderView:
     """One order as the read side sees it."""
@@ -160,37 +174,24 @@ class OrderView:
             )
             for item in json.loads(m["lines_json"])
         )
-        return cls(
-            order_id=m["order_id"],
-            user_id=m["user_id"],
+        return from_row(
+            cls,
+            m,
             status=OrderStatus(m["status"]),
             lines=lines,
             total=Money(m["total_minor"], m["currency_code"]),
             address=Address(**json.loads(m["shipping_json"])),
-            reason=m["reason"],
-            payment_id=m["payment_id"],
-            shipment_id=m["shipment_id"],
-            version=m["version"],
-            created_at_us=m["created_at_us"],
-            updated_at_us=m["updated_at_us"],
         )
 
     def row(self) -> dict[str, Any]:
         """The view as a row (for folding events onto a view already read)."""
         return {
-            "order_id": self.order_id,
-            "user_id": self.user_id,
+            **fields_of(self, *_AS_STORED),
             "status": self.status.value,
             "currency_code": self.total.currency_code,
             "total_minor": self.total.amount_minor,
             "lines_json": _lines_json(self.lines),
             "shipping_json": _address_json(self.address),
-            "reason": self.reason,
-            "payment_id": self.payment_id,
-            "shipment_id": self.shipment_id,
-            "version": self.version,
-            "created_at_us": self.created_at_us,
-            "updated_at_us": self.updated_at_us,
         }
 
     def then(self, event: Event, version: int) -> OrderView:
