@@ -68,8 +68,7 @@ class Identity:
         return self.issuer.issue(user.user_id, user.username, user.roles), user
 
     async def get_user(self, user_id: str) -> User:
-        caller = auth.current_caller()
-        if caller.subject != user_id and not caller.is_admin:
+        if not auth.may_read(auth.current_caller(), user_id):
             raise NotFound("no such user")  # other users' existence is not disclosed
         async with self._uow.read() as tx:
             user = await tx.users.get(user_id)

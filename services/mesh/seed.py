@@ -6,6 +6,8 @@ it against a seeded mesh changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import grpc
 from emporium.catalog.v1 import catalog_service_pb2 as catalog_pb
 from emporium.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
@@ -27,61 +29,77 @@ def _auth(token: str) -> tuple[tuple[str, str], ...]:
 
 async def seed(targets: dict[str, str], admin: tuple[str, str]) -> dict[str, int]:
     """Seeds through ``targets`` (service → host:port); returns what it created."""
-    created = {"users": 0, "products": 0, "stocked": 0}
     async with aio.insecure_channel(targets["identity"]) as channel:
-        identity = identity_grpc.IdentityServiceStub(channel)
-        try:
-            await identity.Register(
-                identity_pb.RegisterRequest(
-                    username=DEMO_USER[0],
-                    email="demo@emporium.example",
-                    password=DEMO_USER[1],
-                    display_name="Demo Customer",
-                )
-            )
-            created["users"] += 1
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-                raise
-        login = await identity.Login(identity_pb.LoginRequest(username=admin[0], password=admin[1]))
-    token = login.access_token
+        users, token = await _users(identity_grpc.IdentityServiceStub(channel), admin)
+    created = {"users": users, "products": 0, "stocked": 0}
     if "catalog" in targets:
         async with aio.insecure_channel(targets["catalog"]) as channel:
             catalog = catalog_grpc.CatalogServiceStub(channel)
-            for product in DEMO_PRODUCTS:
-                try:
-                    await catalog.CreateProduct(
-                        catalog_pb.CreateProductRequest(
-                            sku=product.sku,
-                            name=product.name,
-                            description=product.description,
-                            category_id=product.category_id,
-                            price=money_pb2.Money(
-                                amount_minor=product.price_minor,
-                                currency_code=product.currency,
-                            ),
-                        ),
-                        metadata=_auth(token),
-                    )
-                    created["products"] += 1
-                except grpc.RpcError as exc:
-                    if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-                        raise
+            created["products"] = await _products(catalog, token)
     if "inventory" in targets:
         async with aio.insecure_channel(targets["inventory"]) as channel:
             inventory = inventory_grpc.InventoryServiceStub(channel)
-            for product in DEMO_PRODUCTS:
-                try:
-                    await inventory.GetStock(inventory_pb.GetStockRequest(sku=product.sku))
-                    continue
-                except grpc.RpcError as exc:
-                    if exc.code() != grpc.StatusCode.NOT_FOUND:
-                        raise
-                await inventory.AdjustStock(
-                    inventory_pb.AdjustStockRequest(
-                        sku=product.sku, delta=product.stock, reason="demo data"
-                    ),
-                    metadata=_auth(token),
-                )
-                created["stocked"] += 1
+            created["stocked"] = await _stock(inventory, token)
     return created
+
+
+async def _created(call: Awaitable[object]) -> bool:
+    """Whether ``call`` created what it asks for; ALREADY_EXISTS (seeded before) is false."""
+    try:
+        await call
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
+        return False
+    return True
+
+
+async def _users(
+    identity: identity_grpc.IdentityServiceAsyncStub, admin: tuple[str, str]
+) -> tuple[int, str]:
+    """Registers the demo user; how many users that created, and the admin's token."""
+    demo = identity_pb.RegisterRequest(
+        username=DEMO_USER[0],
+        email="demo@emporium.example",
+        password=DEMO_USER[1],
+        display_name="Demo Customer",
+    )
+    users = 1 if await _created(identity.Register(demo)) else 0
+    login = await identity.Login(identity_pb.LoginRequest(username=admin[0], password=admin[1]))
+    return users, login.access_token
+
+
+async def _products(catalog: catalog_grpc.CatalogServiceAsyncStub, token: str) -> int:
+    """Creates the demo products that are missing; how many it created."""
+    count = 0
+    for product in DEMO_PRODUCTS:
+        request = catalog_pb.CreateProductRequest(
+            sku=product.sku,
+            name=product.name,
+            description=product.description,
+            category_id=product.category_id,
+            price=money_pb2.Money(amount_minor=product.price_minor, currency_code=product.currency),
+        )
+        if await _created(catalog.CreateProduct(request, metadata=_auth(token))):
+            count += 1
+    return count
+
+
+async def _stock(inventory: inventory_grpc.InventoryServiceAsyncStub, token: str) -> int:
+    """Stocks the demo products that have never been stocked; how many it stocked."""
+    count = 0
+    for product in DEMO_PRODUCTS:
+        try:
+            await inventory.GetStock(inventory_pb.GetStockRequest(sku=product.sku))
+            continue
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+        await inventory.AdjustStock(
+            inventory_pb.AdjustStockRequest(
+                sku=product.sku, delta=product.stock, reason="demo data"
+            ),
+            metadata=_auth(token),
+        )
+        count += 1
+    return count

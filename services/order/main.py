@@ -156,6 +156,13 @@ def _channels(settings: Settings, metrics: Metrics) -> _Channels:
     )
 
 
+def _retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        budget_seconds=settings.seconds("EMPORIUM_SAGA_RETRY_BUDGET_SECONDS", 600.0),
+        base_delay=settings.seconds("EMPORIUM_SAGA_RETRY_BASE_SECONDS", 0.05),
+    )
+
+
 def _sagas(
     settings: Settings,
     metrics: Metrics,
@@ -196,10 +203,7 @@ async def build(
     channels = _channels(settings, metrics)
     notifier = Notifier(interval=settings.seconds("EMPORIUM_ORDER_WATCH_POLL_SECONDS", 0.2))
     committed = notifier.notify  # after a commit that appended an order's events
-    policy = RetryPolicy(
-        budget_seconds=settings.seconds("EMPORIUM_SAGA_RETRY_BUDGET_SECONDS", 600.0),
-        base_delay=settings.seconds("EMPORIUM_SAGA_RETRY_BASE_SECONDS", 0.05),
-    )
+    policy = _retry_policy(settings)
     lease = Lease(instance_id(), settings.seconds("EMPORIUM_SAGA_LEASE_SECONDS", 10.0))
     uow = unit_of_work(db, committed)
     notifier.poll(versions_of(uow))  # changes committed by other order instances

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from services.payment import codec
 from services.payment.domain import (
@@ -31,7 +31,7 @@ from services.payment.domain import (
     RefundPayment,
     VoidAuthorization,
 )
-from services.payment.ports import PaymentStore, PaymentTx, PaymentUnitOfWork
+from services.payment.ports import PaymentTx, PaymentUnitOfWork
 from services.payment.processor import Processor
 from services.platform import auth
 from services.platform.clock import now_us as _now_us
@@ -49,13 +49,6 @@ def _replay(command: AuthorizePayment, earlier: Payment) -> Payment:
     if not command.matches(earlier):
         raise AlreadyExists("this idempotency key was already used for a different order or amount")
     return earlier
-
-
-async def _load(store: PaymentStore, payment_id: str) -> Payment:
-    payment = await store.get(payment_id, for_update=True)
-    if payment is None:
-        raise NotFound("no such payment")
-    return payment
 
 
 class Payments:
@@ -78,6 +71,15 @@ class Payments:
         self._now_us = now_us
         self._new_id = new_id
         self._recording: set[asyncio.Future[Payment]] = set()
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, payment_id: str) -> AsyncIterator[tuple[PaymentTx, Payment]]:
+        """A write transaction and the payment's row in it, locked (NOT_FOUND if none)."""
+        async with self._uow.write() as tx:
+            payment = await tx.payments.get(payment_id, for_update=True)
+            if payment is None:
+                raise NotFound("no such payment")
+            yield tx, payment
 
     async def authorize(self, command: AuthorizePayment) -> Payment:
         auth.require_service(ORDER_SERVICE)
@@ -143,9 +145,7 @@ class Payments:
     async def capture(self, command: CapturePayment) -> Payment:
         auth.require_service(ORDER_SERVICE)
         command.validate()
-        async with self._uow.write() as tx:
-            repository = tx.payments
-            payment = await _load(repository, command.payment_id)
+        async with self._locked(command.payment_id) as (tx, payment):
             now = self._now_us()
             if payment.expired(now):
                 # Release the hold now rather than at the next sweep, then refuse.
@@ -155,7 +155,7 @@ class Payments:
                 captured = payment.capture(now)
                 if captured is payment:
                     return payment
-                await repository.save(captured)
+                await tx.payments.save(captured)
                 event = codec.captured(captured)
                 await tx.outbox.record(event, captured.payment_id)
         if captured is None:
@@ -181,9 +181,7 @@ class Payments:
     async def void(self, command: VoidAuthorization) -> Payment:
         auth.require_service(ORDER_SERVICE)
         command.validate()
-        async with self._uow.write() as tx:
-            repository = tx.payments
-            payment = await _load(repository, command.payment_id)
+        async with self._locked(command.payment_id) as (tx, payment):
             voided = payment.void(self._now_us())
             if voided is payment:
                 return payment
@@ -194,9 +192,8 @@ class Payments:
         auth.require_service(ORDER_SERVICE)
         command.validate()
         key = command.idempotency_key or None
-        async with self._uow.write() as tx:
+        async with self._locked(command.payment_id) as (tx, payment):
             repository = tx.payments
-            payment = await _load(repository, command.payment_id)
             if key is not None:
                 earlier = await repository.refund_by_key(payment.payment_id, key)
                 if earlier is not None:
