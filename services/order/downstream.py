@@ -24,6 +24,7 @@ from services.order.ports import (
     SkuLine,
     StepFailed,
 )
+from services.platform.codec import field_names, fields_of
 from services.platform.errors import Unavailable
 from services.platform.resilience import retry_after
 from services.platform.retry import RETRYABLE, status_code
@@ -102,13 +103,7 @@ class GrpcInventory:
 
 
 def _card_proto(card: Card) -> payment_pb.PaymentCard:
-    return payment_pb.PaymentCard(
-        number=card.number,
-        expiry_month=card.expiry_month,
-        expiry_year=card.expiry_year,
-        cvc=card.cvc,
-        holder_name=card.holder_name,
-    )
+    return payment_pb.PaymentCard(**fields_of(card, *field_names(Card)))
 
 
 class GrpcPayments:

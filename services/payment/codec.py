@@ -8,14 +8,22 @@ from emporium.common.v1 import money_pb2
 from emporium.payment.v1 import events_pb2 as events
 from emporium.payment.v1 import payment_service_pb2 as pb
 
-from services.payment.domain import DeclineReason, Money, Payment, PaymentStatus, Refund
+from services.payment.domain import Card, DeclineReason, Money, Payment, PaymentStatus, Refund
 from services.platform.clock import timestamp
-from services.platform.codec import fields_of, from_row
+from services.platform.codec import fields_of, from_message, from_row
 from services.platform.db import Row
 
 
 def money(value: Money) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=value.amount_minor, currency_code=value.currency)
+
+
+def money_from(message: money_pb2.Money) -> Money:
+    return Money(message.amount_minor, message.currency_code)
+
+
+def card_from(message: pb.PaymentCard) -> Card:
+    return from_message(Card, message)
 
 
 def minor(amount_minor: int, currency: str) -> money_pb2.Money:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from emporium.common.v1 import money_pb2
 from emporium.payment.v1 import payment_service_pb2 as pb
 from emporium.payment.v1 import payment_service_pb2_grpc as pb_grpc
 
@@ -10,18 +9,12 @@ from services.payment import codec
 from services.payment.domain import (
     AuthorizePayment,
     CapturePayment,
-    Card,
     GetPayment,
-    Money,
     RefundPayment,
     VoidAuthorization,
 )
 from services.payment.handlers import Payments
 from services.platform.types import Context
-
-
-def _money(value: money_pb2.Money) -> Money:
-    return Money(value.amount_minor, value.currency_code)
 
 
 class PaymentServicer(pb_grpc.PaymentServiceServicer):
@@ -31,19 +24,12 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
     async def AuthorizePayment(
         self, request: pb.AuthorizePaymentRequest, context: Context
     ) -> pb.AuthorizePaymentResponse:
-        card = request.card
         payment = await self._payments.authorize(
             AuthorizePayment(
                 idempotency_key=request.idempotency_key,
                 order_id=request.order_id,
-                amount=_money(request.amount),
-                card=Card(
-                    number=card.number,
-                    expiry_month=card.expiry_month,
-                    expiry_year=card.expiry_year,
-                    cvc=card.cvc,
-                    holder_name=card.holder_name,
-                ),
+                amount=codec.money_from(request.amount),
+                card=codec.card_from(request.card),
             )
         )
         return pb.AuthorizePaymentResponse(payment=codec.payment(payment))
@@ -66,7 +52,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
         payment = await self._payments.refund(
             RefundPayment(
                 payment_id=request.payment_id,
-                amount=_money(request.amount) if request.HasField("amount") else None,
+                amount=codec.money_from(request.amount) if request.HasField("amount") else None,
                 reason=request.reason,
                 idempotency_key=request.idempotency_key,
             )
