@@ -9,8 +9,7 @@ from services.catalog.domain import Product
 from services.catalog.tables import products
 from services.platform.db import Database, IntegrityViolation, Transaction
 from services.platform.errors import AlreadyExists
-from services.platform.outbox import SqlOutbox
-from services.platform.uow import SqlUnitOfWork
+from services.platform.uow import SqlTx, SqlUnitOfWork
 
 STREAM = "catalog"
 
@@ -51,14 +50,14 @@ class SqlProducts:
         return [product_from_row(row) for row in await self._tx.fetch_all(_ALL)]
 
 
-class SqlCatalogTx:
+class SqlCatalogTx(SqlTx):
     """Catalog's repositories in one transaction."""
 
-    __slots__ = ("outbox", "products")
+    __slots__ = ("products",)
 
     def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx, STREAM)
         self.products = SqlProducts(tx)
-        self.outbox = SqlOutbox(tx, STREAM)
 
 
 def unit_of_work(db: Database) -> SqlUnitOfWork[SqlCatalogTx]:

@@ -8,8 +8,7 @@ from services.fulfillment.codec import shipment_from_row
 from services.fulfillment.domain import Shipment
 from services.fulfillment.tables import shipments
 from services.platform.db import Database, IntegrityViolation, Transaction
-from services.platform.outbox import SqlOutbox
-from services.platform.uow import SqlUnitOfWork
+from services.platform.uow import SqlTx, SqlUnitOfWork
 
 #: The outbox stream fulfillment publishes on.
 STREAM = "fulfillment"
@@ -50,14 +49,14 @@ class SqlShipments:
         return True
 
 
-class SqlFulfillmentTx:
+class SqlFulfillmentTx(SqlTx):
     """Fulfillment's repositories in one transaction."""
 
-    __slots__ = ("outbox", "shipments")
+    __slots__ = ("shipments",)
 
     def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx, STREAM)
         self.shipments = SqlShipments(tx)
-        self.outbox = SqlOutbox(tx, STREAM)
 
 
 def unit_of_work(db: Database) -> SqlUnitOfWork[SqlFulfillmentTx]:

@@ -9,8 +9,7 @@ from services.identity.domain import User
 from services.identity.tables import signing_keys, users
 from services.platform.db import Database, IntegrityViolation, Transaction
 from services.platform.errors import AlreadyExists
-from services.platform.outbox import SqlOutbox
-from services.platform.uow import SqlUnitOfWork
+from services.platform.uow import SqlTx, SqlUnitOfWork
 
 STREAM = "identity"
 
@@ -64,15 +63,15 @@ class SqlSigningKeys:
         )
 
 
-class SqlIdentityTx:
+class SqlIdentityTx(SqlTx):
     """Identity's repositories in one transaction."""
 
-    __slots__ = ("outbox", "signing_keys", "users")
+    __slots__ = ("signing_keys", "users")
 
     def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx, STREAM)
         self.users = SqlUsers(tx)
         self.signing_keys = SqlSigningKeys(tx)
-        self.outbox = SqlOutbox(tx, STREAM)
 
 
 def unit_of_work(db: Database) -> SqlUnitOfWork[SqlIdentityTx]:

@@ -18,8 +18,7 @@ from services.inventory.codec import reservation_from_rows, stock_from_row
 from services.inventory.domain import Line, Reservation, Status, StockLevel
 from services.inventory.tables import reservation_lines, reservations, stock
 from services.platform.db import Database, IntegrityViolation, Transaction
-from services.platform.outbox import SqlOutbox
-from services.platform.uow import SqlUnitOfWork
+from services.platform.uow import SqlTx, SqlUnitOfWork
 
 #: The outbox stream inventory publishes on.
 STREAM = "inventory"
@@ -240,15 +239,15 @@ class SqlReservations:
         return [row["order_id"] for row in rows]
 
 
-class SqlInventoryTx:
+class SqlInventoryTx(SqlTx):
     """Inventory's repositories in one transaction."""
 
-    __slots__ = ("outbox", "reservations", "stock")
+    __slots__ = ("reservations", "stock")
 
     def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx, STREAM)
         self.stock = SqlStockLevels(tx)
         self.reservations = SqlReservations(tx)
-        self.outbox = SqlOutbox(tx, STREAM)
 
 
 def unit_of_work(db: Database) -> SqlUnitOfWork[SqlInventoryTx]:

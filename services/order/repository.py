@@ -17,7 +17,7 @@ from services.order.tables import order_events, order_requests, order_views
 from services.platform.db import Database, IntegrityViolation, Transaction
 from services.platform.errors import Conflict
 from services.platform.outbox import SqlOutbox
-from services.platform.uow import SqlUnitOfWork
+from services.platform.uow import SqlTx, SqlUnitOfWork
 
 #: The outbox stream every order event is published on.
 STREAM = "order"
@@ -176,13 +176,13 @@ class SqlOrderRequests:
             raise DuplicateRequest(key) from exc
 
 
-class SqlOrderTx:
+class SqlOrderTx(SqlTx):
     """The order's repositories in one transaction."""
 
-    __slots__ = ("orders", "outbox", "requests", "sagas", "views")
+    __slots__ = ("orders", "requests", "sagas", "views")
 
     def __init__(self, tx: Transaction, on_commit: OnCommit | None = None) -> None:
-        self.outbox = SqlOutbox(tx, STREAM)
+        super().__init__(tx, STREAM)
         self.orders = SqlOrderEvents(tx, self.outbox, on_commit)
         self.views = SqlOrderViews(tx)
         self.requests = SqlOrderRequests(tx)

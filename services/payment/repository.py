@@ -8,8 +8,7 @@ from services.payment.codec import payment_from_row, payment_state, refund_from_
 from services.payment.domain import Payment, PaymentStatus, Refund
 from services.payment.tables import payments, refunds
 from services.platform.db import Database, IntegrityViolation, Transaction
-from services.platform.outbox import SqlOutbox
-from services.platform.uow import SqlUnitOfWork
+from services.platform.uow import SqlTx, SqlUnitOfWork
 
 STREAM = "payment"
 
@@ -101,14 +100,14 @@ class SqlPayments:
         )
 
 
-class SqlPaymentTx:
+class SqlPaymentTx(SqlTx):
     """Payment's repositories in one transaction."""
 
-    __slots__ = ("outbox", "payments")
+    __slots__ = ("payments",)
 
     def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx, STREAM)
         self.payments = SqlPayments(tx)
-        self.outbox = SqlOutbox(tx, STREAM)
 
 
 def unit_of_work(db: Database) -> SqlUnitOfWork[SqlPaymentTx]:

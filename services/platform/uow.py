@@ -1,8 +1,9 @@
 """The unit of work: a transaction seen as one service's repositories.
 
-Each service declares what its handlers may touch (``tx.users``, ``tx.outbox``, …) as a
-protocol in its ``ports.py`` and builds it on a :class:`~services.platform.db.Transaction`
-in ``repository.py``; handlers depend on the protocol only, so unit tests hand them a fake::
+Each service declares what its handlers may touch (``tx.users``, …; every one has
+``tx.outbox``) as a :class:`Tx` protocol in its ``ports.py`` and builds it, a
+:class:`SqlTx` on a :class:`~services.platform.db.Transaction`, in ``repository.py``;
+handlers depend on the protocol only, so unit tests hand them a fake::
 
     async with uow.write() as tx:
         await tx.products.add(product)
@@ -22,9 +23,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from services.platform.db import Database, Transaction
+from services.platform.outbox import SqlOutbox
 
 if TYPE_CHECKING:
-    from services.platform.outbox import Envelope
+    from services.platform.outbox import Envelope, Outbox
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -38,6 +40,23 @@ class UnitOfWork(Protocol[T_co]):
 
     def read(self) -> AbstractAsyncContextManager[T_co]:
         """A consistent read; writing in it is an error."""
+
+
+class Tx(Protocol):
+    """One transaction of a unit of work: a service's ``<Name>Tx`` adds its repositories."""
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+
+class SqlTx:
+    """A service's repositories in one transaction: the outbox of its ``stream``, and the
+    repositories a subclass adds in its ``__init__``."""
+
+    __slots__ = ("outbox",)
+
+    def __init__(self, tx: Transaction, stream: str) -> None:
+        self.outbox = SqlOutbox(tx, stream)
 
 
 class SqlUnitOfWork(Generic[T]):

@@ -39,6 +39,14 @@ class FakeOutbox:
         return [item.event_type.rsplit(".", 1)[-1] for item in self.committed]
 
 
+class FakeTx:
+    """One fake transaction: the unit of work's outbox, and the repositories a subclass
+    adds (on the same state) in its ``__init__``."""
+
+    def __init__(self, outbox: FakeOutbox) -> None:
+        self.outbox = outbox
+
+
 class FakeUnitOfWork(Generic[S, T]):
     """``state`` (copied per write) seen through ``view(state, outbox)`` as repositories."""
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from services.catalog.domain import Product
 from services.platform.errors import AlreadyExists
-from tests.support.fakes import FakeOutbox, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeTx, FakeUnitOfWork
 
 
 @dataclass
@@ -33,10 +33,10 @@ class FakeProducts:
         return sorted(self._state.products.values(), key=lambda p: p.product_id)
 
 
-class FakeCatalogTx:
+class FakeCatalogTx(FakeTx):
     def __init__(self, state: CatalogState, outbox: FakeOutbox) -> None:
+        super().__init__(outbox)
         self.products = FakeProducts(state)
-        self.outbox = outbox
 
 
 def fake_catalog_uow() -> FakeUnitOfWork[CatalogState, FakeCatalogTx]:

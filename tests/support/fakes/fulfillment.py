@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from services.fulfillment.carrier import Handover
 from services.fulfillment.domain import Shipment
-from tests.support.fakes import FakeOutbox, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeTx, FakeUnitOfWork
 
 
 @dataclass
@@ -34,10 +34,10 @@ class FakeShipments:
         return True
 
 
-class FakeFulfillmentTx:
+class FakeFulfillmentTx(FakeTx):
     def __init__(self, state: FulfillmentState, outbox: FakeOutbox) -> None:
+        super().__init__(outbox)
         self.shipments = FakeShipments(state)
-        self.outbox = outbox
 
 
 def fake_fulfillment_uow() -> FakeUnitOfWork[FulfillmentState, FakeFulfillmentTx]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from services.identity.domain import User
 from services.platform.errors import AlreadyExists
-from tests.support.fakes import FakeOutbox, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeTx, FakeUnitOfWork
 
 
 @dataclass
@@ -45,11 +45,11 @@ class FakeSigningKeys:
         self._state.keys.append((created_at_us, kid, pem))
 
 
-class FakeIdentityTx:
+class FakeIdentityTx(FakeTx):
     def __init__(self, state: IdentityState, outbox: FakeOutbox) -> None:
+        super().__init__(outbox)
         self.users = FakeUsers(state)
         self.signing_keys = FakeSigningKeys(state)
-        self.outbox = outbox
 
 
 def fake_identity_uow() -> FakeUnitOfWork[IdentityState, FakeIdentityTx]:

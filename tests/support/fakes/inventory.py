@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from services.inventory.domain import Line, Reservation, Status, StockLevel
-from tests.support.fakes import FakeOutbox, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeTx, FakeUnitOfWork
 
 
 @dataclass
@@ -130,11 +130,11 @@ class FakeReservations:
         return [r.order_id for r in sorted(due, key=lambda r: r.expires_at_us or 0)][:limit]
 
 
-class FakeInventoryTx:
+class FakeInventoryTx(FakeTx):
     def __init__(self, state: InventoryState, outbox: FakeOutbox) -> None:
+        super().__init__(outbox)
         self.stock = FakeStockLevels(state)
         self.reservations = FakeReservations(state)
-        self.outbox = outbox
 
 
 def fake_inventory_uow() -> FakeUnitOfWork[InventoryState, FakeInventoryTx]:

@@ -26,7 +26,7 @@ from services.order.saga_rows import ENDED, RUNNING, Held, _progress
 from services.order.tables import sagas
 from services.platform.db import IntegrityViolation, Row
 from services.platform.errors import Conflict
-from tests.support.fakes import FakeOutbox, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeTx, FakeUnitOfWork
 
 OnCommit = Callable[[str], None]
 SagaRow = dict[str, Any]
@@ -268,14 +268,14 @@ class FakeSagaRows:
         return len(started), min(started, default=None)
 
 
-class FakeOrderTx:
+class FakeOrderTx(FakeTx):
     def __init__(self, state: OrderState, outbox: FakeOutbox, on_commit: OnCommit | None) -> None:
+        super().__init__(outbox)
         self.scope = Scope()
         self.orders = FakeOrderEvents(state, outbox, self.scope, on_commit)
         self.views = FakeOrderViews(state)
         self.requests = FakeOrderRequests(state, self.scope)
         self.sagas = FakeSagaRows(state, self.scope)
-        self.outbox = outbox
 
 
 class FakeOrderUnitOfWork(FakeUnitOfWork[OrderState, FakeOrderTx]):

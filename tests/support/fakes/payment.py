@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.payment.domain import Card, Money, Payment, PaymentStatus, ProcessorResult, Refund
-from tests.support.fakes import FakeOutbox, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeTx, FakeUnitOfWork
 
 
 @dataclass
@@ -54,10 +54,10 @@ class FakePaymentStore:
         self._state.refunds.append(refund)
 
 
-class FakePaymentTx:
+class FakePaymentTx(FakeTx):
     def __init__(self, state: PaymentState, outbox: FakeOutbox) -> None:
+        super().__init__(outbox)
         self.payments = FakePaymentStore(state)
-        self.outbox = outbox
 
 
 def fake_payment_uow() -> FakeUnitOfWork[PaymentState, FakePaymentTx]:
