@@ -19,7 +19,8 @@ from services.order import codec
 from services.order.domain import Card
 from services.order.saga import Outcome, SagaState, Step
 from services.order.tables import sagas
-from services.platform.db import Row, Transaction
+from services.platform.db import Row
+from services.platform.uow import SqlRepository
 
 RUNNING, ENDED = "running", "ended"
 
@@ -98,12 +99,7 @@ def _progress(state: SagaState) -> dict[str, Any]:
     }
 
 
-class SqlSagaRows:
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
+class SqlSagaRows(SqlRepository):
     async def create(
         self, order_id: str, card: Card, now_us: int, owner: str, expires_us: int
     ) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from services.catalog.domain import Product
 from services.platform.errors import AlreadyExists
-from tests.support.fakes import FakeOutbox, FakeTx, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeRepository, FakeTx, FakeUnitOfWork
 
 
 @dataclass
@@ -14,10 +14,7 @@ class CatalogState:
     products: dict[str, Product] = field(default_factory=dict)
 
 
-class FakeProducts:
-    def __init__(self, state: CatalogState) -> None:
-        self._state = state
-
+class FakeProducts(FakeRepository[CatalogState]):
     async def add(self, product: Product) -> None:
         if any(p.sku == product.sku for p in self._state.products.values()):
             raise AlreadyExists(f"a product with sku {product.sku} exists")

@@ -26,7 +26,7 @@ from services.order.saga_rows import ENDED, RUNNING, Held, _progress
 from services.order.tables import sagas
 from services.platform.db import IntegrityViolation, Row
 from services.platform.errors import Conflict
-from tests.support.fakes import FakeOutbox, FakeTx, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeRepository, FakeTx, FakeUnitOfWork
 
 OnCommit = Callable[[str], None]
 SagaRow = dict[str, Any]
@@ -59,12 +59,12 @@ class Scope:
             raise AssertionError(f"a read transaction {what}")
 
 
-class FakeOrderEvents:
+class FakeOrderEvents(FakeRepository[OrderState]):
     def __init__(
         self, state: OrderState, outbox: FakeOutbox, scope: Scope, on_commit: OnCommit | None
     ) -> None:
-        self._state, self._outbox, self._scope = state, outbox, scope
-        self._on_commit = on_commit
+        super().__init__(state)
+        self._outbox, self._scope, self._on_commit = outbox, scope, on_commit
 
     async def load(self, order_id: str) -> Order:
         return Order.replay(order_id, self._state.events(order_id))
@@ -94,10 +94,7 @@ class FakeOrderEvents:
             self._scope.after_commit.append(partial(self._on_commit, order.order_id))
 
 
-class FakeOrderViews:
-    def __init__(self, state: OrderState) -> None:
-        self._state = state
-
+class FakeOrderViews(FakeRepository[OrderState]):
     async def get(self, order_id: str) -> OrderView | None:
         row = self._state.views.get(order_id)
         return None if row is None else OrderView.from_row(row)
@@ -116,9 +113,10 @@ class FakeOrderViews:
         return {order_id: views[order_id]["version"] for order_id in order_ids if order_id in views}
 
 
-class FakeOrderRequests:
+class FakeOrderRequests(FakeRepository[OrderState]):
     def __init__(self, state: OrderState, scope: Scope) -> None:
-        self._state, self._scope = state, scope
+        super().__init__(state)
+        self._scope = scope
 
     async def find(self, user_id: str, key: str) -> tuple[str, str] | None:
         return self._state.requests.get((user_id, key))
