@@ -22,7 +22,7 @@ from services.order.domain import Card, Event, Order, OrderPlaced
 from services.order.ports import DuplicateRequest
 from services.order.projector import OrderView, changes
 from services.order.saga import Outcome, SagaState, Step
-from services.order.saga_rows import ENDED, RUNNING, Held, _progress
+from services.order.saga_rows import ENDED, RUNNING, Held, _progress, _started
 from services.order.tables import sagas
 from services.platform.db import IntegrityViolation, Row
 from services.platform.errors import Conflict
@@ -168,19 +168,13 @@ class FakeSagaRows:
             raise IntegrityViolation(f"sagas: order {order_id} has a saga")
         row: SagaRow = dict.fromkeys(column.name for column in sagas.columns)  # NULL
         row.update(
+            _started(Step.RESERVE, now_us, owner, expires_us),
             order_id=order_id,
-            step=Step.RESERVE.value,
-            status=RUNNING,
-            attempts=0,
             payment_id="",
             authorized=False,
             captured=False,
             reason="",
             card_json=codec.card_json(card),
-            started_at_us=now_us,
-            updated_at_us=now_us,
-            owner=owner,
-            lease_expires_us=expires_us,
             version=0,
         )
         self._rows[order_id] = row
@@ -206,20 +200,13 @@ class FakeSagaRows:
         row = self._rows.get(order_id)
         self._update(
             order_id,
-            step=Step.COMPENSATE.value,
-            status=RUNNING,
+            **_started(Step.COMPENSATE, now_us, owner, expires_us),
             outcome=Outcome.CANCELLED.value,
             reason=reason,
             compensate_from=Step.COMPLETE.value,
             cancel_reason=reason,
-            attempts=0,
-            retry_deadline_us=None,
             authorized=True,
             captured=True,
-            started_at_us=now_us,
-            updated_at_us=now_us,
-            owner=owner,
-            lease_expires_us=expires_us,
             version=0 if row is None else row["version"] + 1,
         )
 
