@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from services.catalog.domain import Product
-from services.platform.outbox import Outbox
-from services.platform.uow import UnitOfWork
+from services.platform.uow import Tx, UnitOfWork
 
 
 class Products(Protocol):
@@ -22,12 +21,9 @@ class Products(Protocol):
         """Every product (what the in-memory cache starts from)."""
 
 
-class CatalogTx(Protocol):
+class CatalogTx(Tx, Protocol):
     @property
     def products(self) -> Products: ...
-
-    @property
-    def outbox(self) -> Outbox: ...
 
 
 CatalogUnitOfWork = UnitOfWork[CatalogTx]

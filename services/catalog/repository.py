@@ -9,8 +9,7 @@ from services.catalog.domain import Product
 from services.catalog.tables import products
 from services.platform.db import Database, IntegrityViolation, Transaction
 from services.platform.errors import AlreadyExists
-from services.platform.outbox import SqlOutbox
-from services.platform.uow import SqlUnitOfWork
+from services.platform.uow import SqlRepository, SqlTx, SqlUnitOfWork
 
 STREAM = "catalog"
 
@@ -23,12 +22,7 @@ _SAVE = update(products).where(products.c.product_id == bindparam("b_product_id"
 _ALL = select(products).order_by(products.c.product_id)
 
 
-class SqlProducts:
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
+class SqlProducts(SqlRepository):
     async def add(self, product: Product) -> None:
         if await self._tx.fetch_one(_SKU_TAKEN, {"sku": product.sku}) is not None:
             raise AlreadyExists(f"a product with sku {product.sku} exists")
@@ -51,14 +45,14 @@ class SqlProducts:
         return [product_from_row(row) for row in await self._tx.fetch_all(_ALL)]
 
 
-class SqlCatalogTx:
+class SqlCatalogTx(SqlTx):
     """Catalog's repositories in one transaction."""
 
-    __slots__ = ("outbox", "products")
+    __slots__ = ("products",)
 
     def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx, STREAM)
         self.products = SqlProducts(tx)
-        self.outbox = SqlOutbox(tx, STREAM)
 
 
 def unit_of_work(db: Database) -> SqlUnitOfWork[SqlCatalogTx]:

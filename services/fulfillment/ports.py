@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from services.fulfillment.domain import Shipment
-from services.platform.outbox import Outbox
-from services.platform.uow import UnitOfWork
+from services.platform.uow import Tx, UnitOfWork
 
 
 class Shipments(Protocol):
@@ -22,12 +21,9 @@ class Shipments(Protocol):
         OrderConfirmed or CancelShipment committed it first)."""
 
 
-class FulfillmentTx(Protocol):
+class FulfillmentTx(Tx, Protocol):
     @property
     def shipments(self) -> Shipments: ...
-
-    @property
-    def outbox(self) -> Outbox: ...
 
 
 FulfillmentUnitOfWork = UnitOfWork[FulfillmentTx]

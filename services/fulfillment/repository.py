@@ -7,9 +7,8 @@ from sqlalchemy import bindparam, insert, select
 from services.fulfillment.codec import shipment_from_row
 from services.fulfillment.domain import Shipment
 from services.fulfillment.tables import shipments
-from services.platform.db import Database, IntegrityViolation, Transaction
-from services.platform.outbox import SqlOutbox
-from services.platform.uow import SqlUnitOfWork
+from services.platform.db import Database, Transaction
+from services.platform.uow import SqlRepository, SqlTx, SqlUnitOfWork
 
 #: The outbox stream fulfillment publishes on.
 STREAM = "fulfillment"
@@ -18,19 +17,12 @@ _BY_ORDER = select(shipments).where(shipments.c.order_id == bindparam("order_id"
 _ADD = insert(shipments)
 
 
-class SqlShipments:
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
+class SqlShipments(SqlRepository):
     async def by_order(self, order_id: str) -> Shipment | None:
         row = await self._tx.fetch_one(_BY_ORDER, {"order_id": order_id})
         return None if row is None else shipment_from_row(row)
 
     async def add(self, shipment: Shipment) -> bool:
-        """On PostgreSQL a concurrent insert for the same order waits here for the first
-        one's transaction and then loses on the unique constraint."""
         row = {
             "shipment_id": shipment.shipment_id,
             "order_id": shipment.order_id,
@@ -42,22 +34,17 @@ class SqlShipments:
             "created_at_us": shipment.created_at_us,
             "dispatched_at_us": shipment.dispatched_at_us,
         }
-        try:
-            async with self._tx.savepoint():
-                await self._tx.execute(_ADD, row)
-        except IntegrityViolation:
-            return False
-        return True
+        return await self._insert_new(_ADD, row)
 
 
-class SqlFulfillmentTx:
+class SqlFulfillmentTx(SqlTx):
     """Fulfillment's repositories in one transaction."""
 
-    __slots__ = ("outbox", "shipments")
+    __slots__ = ("shipments",)
 
     def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx, STREAM)
         self.shipments = SqlShipments(tx)
-        self.outbox = SqlOutbox(tx, STREAM)
 
 
 def unit_of_work(db: Database) -> SqlUnitOfWork[SqlFulfillmentTx]:

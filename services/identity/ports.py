@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from services.identity.domain import User
-from services.platform.outbox import Outbox
-from services.platform.uow import UnitOfWork
+from services.platform.uow import Tx, UnitOfWork
 
 
 class Users(Protocol):
@@ -25,7 +24,7 @@ class SigningKeys(Protocol):
     async def add(self, kid: str, pem: str, created_at_us: int) -> None: ...
 
 
-class IdentityTx(Protocol):
+class IdentityTx(Tx, Protocol):
     """One transaction of identity's unit of work."""
 
     @property
@@ -33,9 +32,6 @@ class IdentityTx(Protocol):
 
     @property
     def signing_keys(self) -> SigningKeys: ...
-
-    @property
-    def outbox(self) -> Outbox: ...
 
 
 IdentityUnitOfWork = UnitOfWork[IdentityTx]

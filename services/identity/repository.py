@@ -9,8 +9,7 @@ from services.identity.domain import User
 from services.identity.tables import signing_keys, users
 from services.platform.db import Database, IntegrityViolation, Transaction
 from services.platform.errors import AlreadyExists
-from services.platform.outbox import SqlOutbox
-from services.platform.uow import SqlUnitOfWork
+from services.platform.uow import SqlRepository, SqlTx, SqlUnitOfWork
 
 STREAM = "identity"
 
@@ -24,12 +23,7 @@ _PEMS = select(signing_keys.c.private_pem).order_by(signing_keys.c.created_at_us
 _INSERT_KEY = insert(signing_keys)
 
 
-class SqlUsers:
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
+class SqlUsers(SqlRepository):
     async def add(self, user: User) -> None:
         clash = await self._tx.fetch_one(_CLASH, {"username": user.username, "email": user.email})
         if clash is not None:
@@ -49,12 +43,7 @@ class SqlUsers:
         return None if row is None else user_from_row(row)
 
 
-class SqlSigningKeys:
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
+class SqlSigningKeys(SqlRepository):
     async def pems(self) -> list[str]:
         return [row["private_pem"] for row in await self._tx.fetch_all(_PEMS)]
 
@@ -64,15 +53,15 @@ class SqlSigningKeys:
         )
 
 
-class SqlIdentityTx:
+class SqlIdentityTx(SqlTx):
     """Identity's repositories in one transaction."""
 
-    __slots__ = ("outbox", "signing_keys", "users")
+    __slots__ = ("signing_keys", "users")
 
     def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx, STREAM)
         self.users = SqlUsers(tx)
         self.signing_keys = SqlSigningKeys(tx)
-        self.outbox = SqlOutbox(tx, STREAM)
 
 
 def unit_of_work(db: Database) -> SqlUnitOfWork[SqlIdentityTx]:

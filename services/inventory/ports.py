@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from services.inventory.domain import Line, Reservation, Status, StockLevel
-from services.platform.outbox import Outbox
-from services.platform.uow import UnitOfWork
+from services.platform.uow import Tx, UnitOfWork
 
 
 class StockLevels(Protocol):
@@ -63,15 +62,12 @@ class Reservations(Protocol):
         """Orders whose RESERVED reservation expired by ``now_us``, oldest first."""
 
 
-class InventoryTx(Protocol):
+class InventoryTx(Tx, Protocol):
     @property
     def stock(self) -> StockLevels: ...
 
     @property
     def reservations(self) -> Reservations: ...
-
-    @property
-    def outbox(self) -> Outbox: ...
 
 
 InventoryUnitOfWork = UnitOfWork[InventoryTx]

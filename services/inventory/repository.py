@@ -17,9 +17,8 @@ from sqlalchemy.sql import Executable
 from services.inventory.codec import reservation_from_rows, stock_from_row
 from services.inventory.domain import Line, Reservation, Status, StockLevel
 from services.inventory.tables import reservation_lines, reservations, stock
-from services.platform.db import Database, IntegrityViolation, Transaction
-from services.platform.outbox import SqlOutbox
-from services.platform.uow import SqlUnitOfWork
+from services.platform.db import Database, Transaction
+from services.platform.uow import SqlRepository, SqlTx, SqlUnitOfWork
 
 #: The outbox stream inventory publishes on.
 STREAM = "inventory"
@@ -109,12 +108,7 @@ class _Short(Exception):
     """Some line lacked stock: undo the lines already taken."""
 
 
-class SqlStockLevels:
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
+class SqlStockLevels(SqlRepository):
     async def get(self, sku: str) -> StockLevel | None:
         row = await self._tx.fetch_one(_LEVEL, {"sku": sku})
         return None if row is None else stock_from_row(row)
@@ -153,23 +147,11 @@ class SqlStockLevels:
 
     async def create(self, sku: str, available: int, now_us: int) -> bool:
         row = {"sku": sku, "available": available, "reserved": 0, "sold": 0}
-        try:
-            async with self._tx.savepoint():
-                await self._tx.execute(_CREATE, {**row, "updated_at_us": now_us})
-        except IntegrityViolation:
-            return False
-        return True
+        return await self._insert_new(_CREATE, {**row, "updated_at_us": now_us})
 
 
-class SqlReservations:
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
+class SqlReservations(SqlRepository):
     async def claim(self, reservation: Reservation) -> bool:
-        """On PostgreSQL a concurrent claim of the same order waits here for the first
-        one's transaction and then loses on the unique constraint."""
         row = {
             "reservation_id": reservation.reservation_id,
             "order_id": reservation.order_id,
@@ -178,12 +160,7 @@ class SqlReservations:
             "created_at_us": reservation.created_at_us,
             "updated_at_us": reservation.updated_at_us,
         }
-        try:
-            async with self._tx.savepoint():
-                await self._tx.execute(_CLAIM, row)
-        except IntegrityViolation:
-            return False
-        return True
+        return await self._insert_new(_CLAIM, row)
 
     async def add_lines(self, reservation: Reservation) -> None:
         unavailable = set(reservation.unavailable_skus)
@@ -240,15 +217,15 @@ class SqlReservations:
         return [row["order_id"] for row in rows]
 
 
-class SqlInventoryTx:
+class SqlInventoryTx(SqlTx):
     """Inventory's repositories in one transaction."""
 
-    __slots__ = ("outbox", "reservations", "stock")
+    __slots__ = ("reservations", "stock")
 
     def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx, STREAM)
         self.stock = SqlStockLevels(tx)
         self.reservations = SqlReservations(tx)
-        self.outbox = SqlOutbox(tx, STREAM)
 
 
 def unit_of_work(db: Database) -> SqlUnitOfWork[SqlInventoryTx]:

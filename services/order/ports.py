@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from services.order.domain import Card, Event, Money, Order, Product
 from services.platform.db import Row
-from services.platform.outbox import Outbox
-from services.platform.uow import UnitOfWork
+from services.platform.uow import Tx, UnitOfWork
 
 if TYPE_CHECKING:
     from services.order.projector import OrderView
@@ -195,7 +194,7 @@ class SagaRows(Protocol):
     async def running(self) -> tuple[int, int | None]: ...
 
 
-class OrderTx(Protocol):
+class OrderTx(Tx, Protocol):
     """What one transaction of the order service may touch."""
 
     @property
@@ -209,9 +208,6 @@ class OrderTx(Protocol):
 
     @property
     def sagas(self) -> SagaRows: ...
-
-    @property
-    def outbox(self) -> Outbox: ...
 
 
 OrderUnitOfWork = UnitOfWork[OrderTx]

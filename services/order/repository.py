@@ -17,7 +17,7 @@ from services.order.tables import order_events, order_requests, order_views
 from services.platform.db import Database, IntegrityViolation, Transaction
 from services.platform.errors import Conflict
 from services.platform.outbox import SqlOutbox
-from services.platform.uow import SqlUnitOfWork
+from services.platform.uow import SqlRepository, SqlTx, SqlUnitOfWork
 
 #: The outbox stream every order event is published on.
 STREAM = "order"
@@ -60,17 +60,17 @@ _REQUEST = select(order_requests.c.request_hash, order_requests.c.order_id).wher
 _ADD_REQUEST = insert(order_requests)
 
 
-class SqlOrderEvents:
+class SqlOrderEvents(SqlRepository):
     """Event-sourced orders: load by replay, append with optimistic concurrency.
 
     Every append also updates the read model and writes the outbox row in the same
     transaction; ``on_commit(order_id)`` runs once it has committed (to wake watchers).
     """
 
-    __slots__ = ("_on_commit", "_outbox", "_tx")
+    __slots__ = ("_on_commit", "_outbox")
 
     def __init__(self, tx: Transaction, outbox: SqlOutbox, on_commit: OnCommit | None) -> None:
-        self._tx = tx
+        super().__init__(tx)
         self._outbox = outbox
         self._on_commit = on_commit
 
@@ -114,13 +114,8 @@ class SqlOrderEvents:
             self._tx.after_commit(lambda: callback(order_id))
 
 
-class SqlOrderViews:
+class SqlOrderViews(SqlRepository):
     """Queries of the read model."""
-
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
 
     async def get(self, order_id: str) -> OrderView | None:
         row = await self._tx.fetch_one(_VIEW, {"order_id": order_id})
@@ -148,13 +143,8 @@ class SqlOrderViews:
         return [tuple(row[column.name] for column in order_views.columns) for row in rows]
 
 
-class SqlOrderRequests:
+class SqlOrderRequests(SqlRepository):
     """PlaceOrder's idempotency keys: (user, key) → the request's hash and its order."""
-
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
 
     async def find(self, user_id: str, key: str) -> tuple[str, str] | None:
         row = await self._tx.fetch_one(_REQUEST, {"user_id": user_id, "key": key})
@@ -176,13 +166,13 @@ class SqlOrderRequests:
             raise DuplicateRequest(key) from exc
 
 
-class SqlOrderTx:
+class SqlOrderTx(SqlTx):
     """The order's repositories in one transaction."""
 
-    __slots__ = ("orders", "outbox", "requests", "sagas", "views")
+    __slots__ = ("orders", "requests", "sagas", "views")
 
     def __init__(self, tx: Transaction, on_commit: OnCommit | None = None) -> None:
-        self.outbox = SqlOutbox(tx, STREAM)
+        super().__init__(tx, STREAM)
         self.orders = SqlOrderEvents(tx, self.outbox, on_commit)
         self.views = SqlOrderViews(tx)
         self.requests = SqlOrderRequests(tx)

@@ -19,7 +19,8 @@ from services.order import codec
 from services.order.domain import Card
 from services.order.saga import Outcome, SagaState, Step
 from services.order.tables import sagas
-from services.platform.db import Row, Transaction
+from services.platform.db import Row
+from services.platform.uow import SqlRepository
 
 RUNNING, ENDED = "running", "ended"
 
@@ -98,22 +99,41 @@ def _progress(state: SagaState) -> dict[str, Any]:
     }
 
 
-class SqlSagaRows:
-    __slots__ = ("_tx",)
+def _started(step: Step, now_us: int, owner: str, expires_us: int) -> dict[str, Any]:
+    """The columns of a saga that (re)starts running now at ``step``, held by ``owner``."""
+    return {
+        "step": step.value,
+        "status": RUNNING,
+        "attempts": 0,
+        "retry_deadline_us": None,
+        "started_at_us": now_us,
+        "updated_at_us": now_us,
+        "owner": owner,
+        "lease_expires_us": expires_us,
+    }
 
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
 
+def _held_write(state: SagaState, owner: str, now_us: int) -> dict[str, Any]:
+    """The parameters of a compare-and-set write (``_HELD``) of ``state``: its own fields
+    at the next version, if ``owner`` still holds ``state.version``."""
+    return {
+        **_progress(state),
+        "updated_at_us": now_us,
+        "version": state.version + 1,
+        "b_order_id": state.order_id,
+        "b_owner": owner,
+        "b_version": state.version,
+    }
+
+
+class SqlSagaRows(SqlRepository):
     async def create(
         self, order_id: str, card: Card, now_us: int, owner: str, expires_us: int
     ) -> None:
         """A new saga at its first step, held by ``owner`` (PlaceOrder's transaction)."""
         row = {
+            **_started(Step.RESERVE, now_us, owner, expires_us),
             "order_id": order_id,
-            "step": Step.RESERVE.value,
-            "status": RUNNING,
-            "attempts": 0,
-            "retry_deadline_us": None,
             "payment_id": "",
             "authorized": False,
             "captured": False,
@@ -122,10 +142,6 @@ class SqlSagaRows:
             "compensate_from": None,
             "cancel_reason": None,
             "card_json": codec.card_json(card),
-            "started_at_us": now_us,
-            "updated_at_us": now_us,
-            "owner": owner,
-            "lease_expires_us": expires_us,
             "version": 0,
         }
         await self._tx.execute(_CREATE, row)
@@ -152,53 +168,33 @@ class SqlSagaRows:
     ) -> None:
         """Restarts an ended saga of a confirmed order to refund and restock it."""
         row = {
+            **_started(Step.COMPENSATE, now_us, owner, expires_us),
             "b_order_id": order_id,
-            "step": Step.COMPENSATE.value,
-            "status": RUNNING,
             "outcome": Outcome.CANCELLED.value,
             "reason": reason,
             "compensate_from": Step.COMPLETE.value,
             "cancel_reason": reason,
-            "attempts": 0,
-            "retry_deadline_us": None,
             "authorized": True,
             "captured": True,
-            "started_at_us": now_us,
-            "updated_at_us": now_us,
-            "owner": owner,
-            "lease_expires_us": expires_us,
         }
         await self._tx.execute(_REOPEN, row)
 
     async def save(self, state: SagaState, owner: str, now_us: int) -> tuple[bool, str | None]:
         """Writes the saga's fields if ``owner`` still holds ``state.version``: (saved, the
         current cancel request)."""
-        params = {
-            **_progress(state),
-            "updated_at_us": now_us,
-            "version": state.version + 1,
-            "b_order_id": state.order_id,
-            "b_owner": owner,
-            "b_version": state.version,
-        }
-        row = await self._tx.fetch_one(_SAVE, params)
+        row = await self._tx.fetch_one(_SAVE, _held_write(state, owner, now_us))
         return (False, None) if row is None else (True, row["cancel_reason"])
 
     async def end(self, state: SagaState, owner: str, now_us: int) -> None:
         """Ends the saga held by ``owner`` at ``state.version`` (card wiped)."""
         params = {
-            **_progress(state),
+            **_held_write(state, owner, now_us),
             "step": Step.DONE.value,
             "status": ENDED,
             "card_json": None,  # the card is needed no more: wipe it
             "retry_deadline_us": None,
-            "updated_at_us": now_us,
             "owner": None,
             "lease_expires_us": None,
-            "version": state.version + 1,
-            "b_order_id": state.order_id,
-            "b_owner": owner,
-            "b_version": state.version,
         }
         await self._tx.execute(_END, params)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from services.payment.domain import Payment, Refund
-from services.platform.outbox import Outbox
-from services.platform.uow import UnitOfWork
+from services.platform.uow import Tx, UnitOfWork
 
 
 class PaymentStore(Protocol):
@@ -29,12 +28,9 @@ class PaymentStore(Protocol):
     async def add_refund(self, refund: Refund) -> None: ...
 
 
-class PaymentTx(Protocol):
+class PaymentTx(Tx, Protocol):
     @property
     def payments(self) -> PaymentStore: ...
-
-    @property
-    def outbox(self) -> Outbox: ...
 
 
 PaymentUnitOfWork = UnitOfWork[PaymentTx]

@@ -7,9 +7,8 @@ from sqlalchemy import bindparam, insert, select, update
 from services.payment.codec import payment_from_row, payment_state, refund_from_row
 from services.payment.domain import Payment, PaymentStatus, Refund
 from services.payment.tables import payments, refunds
-from services.platform.db import Database, IntegrityViolation, Transaction
-from services.platform.outbox import SqlOutbox
-from services.platform.uow import SqlUnitOfWork
+from services.platform.db import Database, Transaction
+from services.platform.uow import SqlRepository, SqlTx, SqlUnitOfWork
 
 STREAM = "payment"
 
@@ -37,12 +36,7 @@ _REFUND_BY_KEY = select(refunds).where(
 _ADD_REFUND = insert(refunds)
 
 
-class SqlPayments:
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
+class SqlPayments(SqlRepository):
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
         statement = _GET_FOR_UPDATE if for_update else _GET
         row = await self._tx.fetch_one(statement, {"payment_id": payment_id})
@@ -64,12 +58,7 @@ class SqlPayments:
             "expires_at_us": payment.expires_at_us,
             **payment_state(payment),
         }
-        try:
-            async with self._tx.savepoint():
-                await self._tx.execute(_ADD, row)
-        except IntegrityViolation:
-            return False
-        return True
+        return await self._insert_new(_ADD, row)
 
     async def save(self, payment: Payment) -> None:
         await self._tx.execute(
@@ -101,14 +90,14 @@ class SqlPayments:
         )
 
 
-class SqlPaymentTx:
+class SqlPaymentTx(SqlTx):
     """Payment's repositories in one transaction."""
 
-    __slots__ = ("outbox", "payments")
+    __slots__ = ("payments",)
 
     def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx, STREAM)
         self.payments = SqlPayments(tx)
-        self.outbox = SqlOutbox(tx, STREAM)
 
 
 def unit_of_work(db: Database) -> SqlUnitOfWork[SqlPaymentTx]:

@@ -1,8 +1,10 @@
 """The unit of work: a transaction seen as one service's repositories.
 
-Each service declares what its handlers may touch (``tx.users``, ``tx.outbox``, …) as a
-protocol in its ``ports.py`` and builds it on a :class:`~services.platform.db.Transaction`
-in ``repository.py``; handlers depend on the protocol only, so unit tests hand them a fake::
+Each service declares what its handlers may touch (``tx.users``, …; every one has
+``tx.outbox``) as a :class:`Tx` protocol in its ``ports.py`` and builds it, a
+:class:`SqlTx` of :class:`SqlRepository` objects on a
+:class:`~services.platform.db.Transaction`, in ``repository.py``; handlers depend on the
+protocol only, so unit tests hand them a fake::
 
     async with uow.write() as tx:
         await tx.products.add(product)
@@ -21,10 +23,13 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from services.platform.db import Database, Transaction
+from services.platform.db import Database, IntegrityViolation, Params, Transaction
+from services.platform.outbox import SqlOutbox
 
 if TYPE_CHECKING:
-    from services.platform.outbox import Envelope
+    from sqlalchemy.sql import Executable
+
+    from services.platform.outbox import Envelope, Outbox
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -38,6 +43,43 @@ class UnitOfWork(Protocol[T_co]):
 
     def read(self) -> AbstractAsyncContextManager[T_co]:
         """A consistent read; writing in it is an error."""
+
+
+class Tx(Protocol):
+    """One transaction of a unit of work: a service's ``<Name>Tx`` adds its repositories."""
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+
+class SqlRepository:
+    """The base of a service's SQL repositories: statements run in ``self._tx``."""
+
+    __slots__ = ("_tx",)
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    async def _insert_new(self, statement: Executable, row: Params) -> bool:
+        """Inserts ``row``; False when a unique constraint refuses it (the row exists). On
+        PostgreSQL a concurrent insert of the same key waits here for the first one's
+        transaction and then loses; the savepoint keeps this transaction usable."""
+        try:
+            async with self._tx.savepoint():
+                await self._tx.execute(statement, row)
+        except IntegrityViolation:
+            return False
+        return True
+
+
+class SqlTx:
+    """A service's repositories in one transaction: the outbox of its ``stream``, and the
+    repositories a subclass adds in its ``__init__``."""
+
+    __slots__ = ("outbox",)
+
+    def __init__(self, tx: Transaction, stream: str) -> None:
+        self.outbox = SqlOutbox(tx, stream)
 
 
 class SqlUnitOfWork(Generic[T]):

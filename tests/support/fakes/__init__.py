@@ -39,6 +39,22 @@ class FakeOutbox:
         return [item.event_type.rsplit(".", 1)[-1] for item in self.committed]
 
 
+class FakeRepository(Generic[S]):
+    """The base of the fake repositories: plain containers in ``self._state``, shared by
+    every repository of the unit of work."""
+
+    def __init__(self, state: S) -> None:
+        self._state = state
+
+
+class FakeTx:
+    """One fake transaction: the unit of work's outbox, and the repositories a subclass
+    adds (on the same state) in its ``__init__``."""
+
+    def __init__(self, outbox: FakeOutbox) -> None:
+        self.outbox = outbox
+
+
 class FakeUnitOfWork(Generic[S, T]):
     """``state`` (copied per write) seen through ``view(state, outbox)`` as repositories."""
 

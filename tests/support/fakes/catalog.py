@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from services.catalog.domain import Product
 from services.platform.errors import AlreadyExists
-from tests.support.fakes import FakeOutbox, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeRepository, FakeTx, FakeUnitOfWork
 
 
 @dataclass
@@ -14,10 +14,7 @@ class CatalogState:
     products: dict[str, Product] = field(default_factory=dict)
 
 
-class FakeProducts:
-    def __init__(self, state: CatalogState) -> None:
-        self._state = state
-
+class FakeProducts(FakeRepository[CatalogState]):
     async def add(self, product: Product) -> None:
         if any(p.sku == product.sku for p in self._state.products.values()):
             raise AlreadyExists(f"a product with sku {product.sku} exists")
@@ -33,10 +30,10 @@ class FakeProducts:
         return sorted(self._state.products.values(), key=lambda p: p.product_id)
 
 
-class FakeCatalogTx:
+class FakeCatalogTx(FakeTx):
     def __init__(self, state: CatalogState, outbox: FakeOutbox) -> None:
+        super().__init__(outbox)
         self.products = FakeProducts(state)
-        self.outbox = outbox
 
 
 def fake_catalog_uow() -> FakeUnitOfWork[CatalogState, FakeCatalogTx]:

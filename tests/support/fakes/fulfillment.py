@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from services.fulfillment.carrier import Handover
 from services.fulfillment.domain import Shipment
-from tests.support.fakes import FakeOutbox, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeRepository, FakeTx, FakeUnitOfWork
 
 
 @dataclass
@@ -17,10 +17,7 @@ class FulfillmentState:
     rivals: list[Shipment] = field(default_factory=list)
 
 
-class FakeShipments:
-    def __init__(self, state: FulfillmentState) -> None:
-        self._state = state
-
+class FakeShipments(FakeRepository[FulfillmentState]):
     async def by_order(self, order_id: str) -> Shipment | None:
         return self._state.shipments.get(order_id)
 
@@ -34,10 +31,10 @@ class FakeShipments:
         return True
 
 
-class FakeFulfillmentTx:
+class FakeFulfillmentTx(FakeTx):
     def __init__(self, state: FulfillmentState, outbox: FakeOutbox) -> None:
+        super().__init__(outbox)
         self.shipments = FakeShipments(state)
-        self.outbox = outbox
 
 
 def fake_fulfillment_uow() -> FakeUnitOfWork[FulfillmentState, FakeFulfillmentTx]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from services.identity.domain import User
 from services.platform.errors import AlreadyExists
-from tests.support.fakes import FakeOutbox, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeRepository, FakeTx, FakeUnitOfWork
 
 
 @dataclass
@@ -15,10 +15,7 @@ class IdentityState:
     keys: list[tuple[int, str, str]] = field(default_factory=list)
 
 
-class FakeUsers:
-    def __init__(self, state: IdentityState) -> None:
-        self._state = state
-
+class FakeUsers(FakeRepository[IdentityState]):
     async def add(self, user: User) -> None:
         for other in self._state.users.values():
             if other.username == user.username:
@@ -34,10 +31,7 @@ class FakeUsers:
         return next((u for u in self._state.users.values() if u.username == username), None)
 
 
-class FakeSigningKeys:
-    def __init__(self, state: IdentityState) -> None:
-        self._state = state
-
+class FakeSigningKeys(FakeRepository[IdentityState]):
     async def pems(self) -> list[str]:
         return [pem for _, _, pem in sorted(self._state.keys)]
 
@@ -45,11 +39,11 @@ class FakeSigningKeys:
         self._state.keys.append((created_at_us, kid, pem))
 
 
-class FakeIdentityTx:
+class FakeIdentityTx(FakeTx):
     def __init__(self, state: IdentityState, outbox: FakeOutbox) -> None:
+        super().__init__(outbox)
         self.users = FakeUsers(state)
         self.signing_keys = FakeSigningKeys(state)
-        self.outbox = outbox
 
 
 def fake_identity_uow() -> FakeUnitOfWork[IdentityState, FakeIdentityTx]:

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from services.inventory.domain import Line, Reservation, Status, StockLevel
-from tests.support.fakes import FakeOutbox, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeRepository, FakeTx, FakeUnitOfWork
 
 
 @dataclass
@@ -15,10 +15,7 @@ class InventoryState:
     reservations: dict[str, Reservation] = field(default_factory=dict)
 
 
-class FakeStockLevels:
-    def __init__(self, state: InventoryState) -> None:
-        self._state = state
-
+class FakeStockLevels(FakeRepository[InventoryState]):
     async def get(self, sku: str) -> StockLevel | None:
         return self._state.stock.get(sku)
 
@@ -68,10 +65,7 @@ class FakeStockLevels:
         return True
 
 
-class FakeReservations:
-    def __init__(self, state: InventoryState) -> None:
-        self._state = state
-
+class FakeReservations(FakeRepository[InventoryState]):
     async def claim(self, reservation: Reservation) -> bool:
         if reservation.order_id in self._state.reservations:
             return False
@@ -130,11 +124,11 @@ class FakeReservations:
         return [r.order_id for r in sorted(due, key=lambda r: r.expires_at_us or 0)][:limit]
 
 
-class FakeInventoryTx:
+class FakeInventoryTx(FakeTx):
     def __init__(self, state: InventoryState, outbox: FakeOutbox) -> None:
+        super().__init__(outbox)
         self.stock = FakeStockLevels(state)
         self.reservations = FakeReservations(state)
-        self.outbox = outbox
 
 
 def fake_inventory_uow() -> FakeUnitOfWork[InventoryState, FakeInventoryTx]:

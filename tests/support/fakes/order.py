@@ -22,11 +22,11 @@ from services.order.domain import Card, Event, Order, OrderPlaced
 from services.order.ports import DuplicateRequest
 from services.order.projector import OrderView, changes
 from services.order.saga import Outcome, SagaState, Step
-from services.order.saga_rows import ENDED, RUNNING, Held, _progress
+from services.order.saga_rows import ENDED, RUNNING, Held, _progress, _started
 from services.order.tables import sagas
 from services.platform.db import IntegrityViolation, Row
 from services.platform.errors import Conflict
-from tests.support.fakes import FakeOutbox, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeRepository, FakeTx, FakeUnitOfWork
 
 OnCommit = Callable[[str], None]
 SagaRow = dict[str, Any]
@@ -59,12 +59,12 @@ class Scope:
             raise AssertionError(f"a read transaction {what}")
 
 
-class FakeOrderEvents:
+class FakeOrderEvents(FakeRepository[OrderState]):
     def __init__(
         self, state: OrderState, outbox: FakeOutbox, scope: Scope, on_commit: OnCommit | None
     ) -> None:
-        self._state, self._outbox, self._scope = state, outbox, scope
-        self._on_commit = on_commit
+        super().__init__(state)
+        self._outbox, self._scope, self._on_commit = outbox, scope, on_commit
 
     async def load(self, order_id: str) -> Order:
         return Order.replay(order_id, self._state.events(order_id))
@@ -94,10 +94,7 @@ class FakeOrderEvents:
             self._scope.after_commit.append(partial(self._on_commit, order.order_id))
 
 
-class FakeOrderViews:
-    def __init__(self, state: OrderState) -> None:
-        self._state = state
-
+class FakeOrderViews(FakeRepository[OrderState]):
     async def get(self, order_id: str) -> OrderView | None:
         row = self._state.views.get(order_id)
         return None if row is None else OrderView.from_row(row)
@@ -116,9 +113,10 @@ class FakeOrderViews:
         return {order_id: views[order_id]["version"] for order_id in order_ids if order_id in views}
 
 
-class FakeOrderRequests:
+class FakeOrderRequests(FakeRepository[OrderState]):
     def __init__(self, state: OrderState, scope: Scope) -> None:
-        self._state, self._scope = state, scope
+        super().__init__(state)
+        self._scope = scope
 
     async def find(self, user_id: str, key: str) -> tuple[str, str] | None:
         return self._state.requests.get((user_id, key))
@@ -170,19 +168,13 @@ class FakeSagaRows:
             raise IntegrityViolation(f"sagas: order {order_id} has a saga")
         row: SagaRow = dict.fromkeys(column.name for column in sagas.columns)  # NULL
         row.update(
+            _started(Step.RESERVE, now_us, owner, expires_us),
             order_id=order_id,
-            step=Step.RESERVE.value,
-            status=RUNNING,
-            attempts=0,
             payment_id="",
             authorized=False,
             captured=False,
             reason="",
             card_json=codec.card_json(card),
-            started_at_us=now_us,
-            updated_at_us=now_us,
-            owner=owner,
-            lease_expires_us=expires_us,
             version=0,
         )
         self._rows[order_id] = row
@@ -208,20 +200,13 @@ class FakeSagaRows:
         row = self._rows.get(order_id)
         self._update(
             order_id,
-            step=Step.COMPENSATE.value,
-            status=RUNNING,
+            **_started(Step.COMPENSATE, now_us, owner, expires_us),
             outcome=Outcome.CANCELLED.value,
             reason=reason,
             compensate_from=Step.COMPLETE.value,
             cancel_reason=reason,
-            attempts=0,
-            retry_deadline_us=None,
             authorized=True,
             captured=True,
-            started_at_us=now_us,
-            updated_at_us=now_us,
-            owner=owner,
-            lease_expires_us=expires_us,
             version=0 if row is None else row["version"] + 1,
         )
 
@@ -268,14 +253,14 @@ class FakeSagaRows:
         return len(started), min(started, default=None)
 
 
-class FakeOrderTx:
+class FakeOrderTx(FakeTx):
     def __init__(self, state: OrderState, outbox: FakeOutbox, on_commit: OnCommit | None) -> None:
+        super().__init__(outbox)
         self.scope = Scope()
         self.orders = FakeOrderEvents(state, outbox, self.scope, on_commit)
         self.views = FakeOrderViews(state)
         self.requests = FakeOrderRequests(state, self.scope)
         self.sagas = FakeSagaRows(state, self.scope)
-        self.outbox = outbox
 
 
 class FakeOrderUnitOfWork(FakeUnitOfWork[OrderState, FakeOrderTx]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.payment.domain import Card, Money, Payment, PaymentStatus, ProcessorResult, Refund
-from tests.support.fakes import FakeOutbox, FakeUnitOfWork
+from tests.support.fakes import FakeOutbox, FakeRepository, FakeTx, FakeUnitOfWork
 
 
 @dataclass
@@ -14,10 +14,7 @@ class PaymentState:
     refunds: list[Refund] = field(default_factory=list)
 
 
-class FakePaymentStore:
-    def __init__(self, state: PaymentState) -> None:
-        self._state = state
-
+class FakePaymentStore(FakeRepository[PaymentState]):
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
         return self._state.payments.get(payment_id)
 
@@ -54,10 +51,10 @@ class FakePaymentStore:
         self._state.refunds.append(refund)
 
 
-class FakePaymentTx:
+class FakePaymentTx(FakeTx):
     def __init__(self, state: PaymentState, outbox: FakeOutbox) -> None:
+        super().__init__(outbox)
         self.payments = FakePaymentStore(state)
-        self.outbox = outbox
 
 
 def fake_payment_uow() -> FakeUnitOfWork[PaymentState, FakePaymentTx]:
