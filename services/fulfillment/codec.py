@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from emporium.fulfillment.v1 import events_pb2 as events
 from emporium.fulfillment.v1 import fulfillment_service_pb2 as pb
 
 from services.fulfillment.domain import Shipment, ShipmentStatus
 from services.platform.clock import timestamp
-from services.platform.codec import fields_of, from_row
+from services.platform.codec import field_names, fields_of, from_row
 from services.platform.db import Row
 
 #: The shipment's fields that the API message and the dispatch event hold as they are.
@@ -34,6 +36,13 @@ def shipment_created(shipment: Shipment) -> events.ShipmentCreated:
 
 def shipment_dispatched(shipment: Shipment, at_us: int) -> events.ShipmentDispatched:
     return events.ShipmentDispatched(**fields_of(shipment, *_SHARED), occur_time=timestamp(at_us))
+
+
+def shipment_row(shipment: Shipment) -> dict[str, Any]:
+    return {
+        **fields_of(shipment, *field_names(Shipment)),
+        "status": shipment.status.value,
+    }
 
 
 def shipment_from_row(row: Row) -> Shipment:

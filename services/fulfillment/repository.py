@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, insert, select
 
-from services.fulfillment.codec import shipment_from_row
+from services.fulfillment.codec import shipment_from_row, shipment_row
 from services.fulfillment.domain import Shipment
 from services.fulfillment.tables import shipments
 from services.platform.db import Database, Transaction
@@ -23,18 +23,7 @@ class SqlShipments(SqlRepository):
         return None if row is None else shipment_from_row(row)
 
     async def add(self, shipment: Shipment) -> bool:
-        row = {
-            "shipment_id": shipment.shipment_id,
-            "order_id": shipment.order_id,
-            "user_id": shipment.user_id,
-            "status": shipment.status.value,
-            "shipping_address": shipment.shipping_address,
-            "carrier": shipment.carrier,
-            "tracking_number": shipment.tracking_number,
-            "created_at_us": shipment.created_at_us,
-            "dispatched_at_us": shipment.dispatched_at_us,
-        }
-        return await self._insert_new(_ADD, row)
+        return await self._insert_new(_ADD, shipment_row(shipment))
 
 
 class SqlFulfillmentTx(SqlTx):

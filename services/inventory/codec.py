@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from emporium.inventory.v1 import events_pb2 as events
 from emporium.inventory.v1 import inventory_service_pb2 as pb
@@ -98,6 +99,29 @@ def stock_adjusted(command: AdjustStock, level: StockLevel) -> events.StockAdjus
 
 
 # -- rows --------------------------------------------------------------------------------
+
+
+def reservation_row(reservation: Reservation) -> dict[str, Any]:
+    return {
+        **fields_of(reservation, "reservation_id", "order_id", "expires_at_us"),
+        **fields_of(reservation, "created_at_us", "updated_at_us"),
+        "status": reservation.status.value,
+    }
+
+
+def reservation_line_rows(reservation: Reservation) -> list[dict[str, Any]]:
+    """One row per line, in order; a line the reservation could not hold is marked."""
+    unavailable = set(reservation.unavailable_skus)
+    return [
+        {
+            "reservation_id": reservation.reservation_id,
+            "position": position,
+            "sku": line.sku,
+            "quantity": line.quantity,
+            "unavailable": line.sku in unavailable,
+        }
+        for position, line in enumerate(reservation.lines)
+    ]
 
 
 def stock_from_row(row: Row) -> StockLevel:

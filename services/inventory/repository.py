@@ -14,7 +14,12 @@ from collections.abc import Iterable
 from sqlalchemy import BigInteger, String, bindparam, insert, select, update
 from sqlalchemy.sql import Executable
 
-from services.inventory.codec import reservation_from_rows, stock_from_row
+from services.inventory.codec import (
+    reservation_from_rows,
+    reservation_line_rows,
+    reservation_row,
+    stock_from_row,
+)
 from services.inventory.domain import Line, Reservation, Status, StockLevel
 from services.inventory.tables import reservation_lines, reservations, stock
 from services.platform.db import Database, Transaction
@@ -152,31 +157,10 @@ class SqlStockLevels(SqlRepository):
 
 class SqlReservations(SqlRepository):
     async def claim(self, reservation: Reservation) -> bool:
-        row = {
-            "reservation_id": reservation.reservation_id,
-            "order_id": reservation.order_id,
-            "status": reservation.status.value,
-            "expires_at_us": reservation.expires_at_us,
-            "created_at_us": reservation.created_at_us,
-            "updated_at_us": reservation.updated_at_us,
-        }
-        return await self._insert_new(_CLAIM, row)
+        return await self._insert_new(_CLAIM, reservation_row(reservation))
 
     async def add_lines(self, reservation: Reservation) -> None:
-        unavailable = set(reservation.unavailable_skus)
-        await self._tx.execute_many(
-            _ADD_LINE,
-            [
-                {
-                    "reservation_id": reservation.reservation_id,
-                    "position": position,
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                    "unavailable": line.sku in unavailable,
-                }
-                for position, line in enumerate(reservation.lines)
-            ],
-        )
+        await self._tx.execute_many(_ADD_LINE, reservation_line_rows(reservation))
 
     async def fail(self, reservation_id: str, now_us: int) -> None:
         await self._tx.execute(_FAIL, {"b_reservation_id": reservation_id, "now": now_us})

@@ -114,6 +114,27 @@ def refund_from_row(m: Row) -> Refund:
     )
 
 
+def payment_row(payment: Payment) -> dict[str, Any]:
+    return {
+        **fields_of(payment, "payment_id", "idempotency_key", "order_id", "card_last4"),
+        **fields_of(payment, "created_at_us", "expires_at_us"),
+        "amount_minor": payment.amount.amount_minor,
+        "currency": payment.amount.currency,
+        **payment_state(payment),
+    }
+
+
+def refund_row(refund: Refund) -> dict[str, Any]:
+    requested = refund.requested
+    return {
+        **fields_of(refund, "refund_id", "payment_id", "idempotency_key", "reason"),
+        "requested_minor": None if requested is None else requested.amount_minor,
+        "amount_minor": refund.amount.amount_minor,
+        "currency": refund.amount.currency,
+        "created_at_us": refund.created_at_us,
+    }
+
+
 def payment_state(payment: Payment) -> dict[str, Any]:
     return {
         **fields_of(payment, "captured_minor", "refunded_minor", "updated_at_us"),

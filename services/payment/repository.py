@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, insert, select, update
 
-from services.payment.codec import payment_from_row, payment_state, refund_from_row
+from services.payment.codec import (
+    payment_from_row,
+    payment_row,
+    payment_state,
+    refund_from_row,
+    refund_row,
+)
 from services.payment.domain import Payment, PaymentStatus, Refund
 from services.payment.tables import payments, refunds
 from services.platform.db import Database, Transaction
@@ -47,18 +53,7 @@ class SqlPayments(SqlRepository):
         return None if row is None else payment_from_row(row)
 
     async def add(self, payment: Payment) -> bool:
-        row = {
-            "payment_id": payment.payment_id,
-            "idempotency_key": payment.idempotency_key,
-            "order_id": payment.order_id,
-            "amount_minor": payment.amount.amount_minor,
-            "currency": payment.amount.currency,
-            "card_last4": payment.card_last4,
-            "created_at_us": payment.created_at_us,
-            "expires_at_us": payment.expires_at_us,
-            **payment_state(payment),
-        }
-        return await self._insert_new(_ADD, row)
+        return await self._insert_new(_ADD, payment_row(payment))
 
     async def save(self, payment: Payment) -> None:
         await self._tx.execute(
@@ -74,20 +69,7 @@ class SqlPayments(SqlRepository):
         return None if row is None else refund_from_row(row)
 
     async def add_refund(self, refund: Refund) -> None:
-        requested = None if refund.requested is None else refund.requested.amount_minor
-        await self._tx.execute(
-            _ADD_REFUND,
-            {
-                "refund_id": refund.refund_id,
-                "payment_id": refund.payment_id,
-                "idempotency_key": refund.idempotency_key,
-                "requested_minor": requested,
-                "amount_minor": refund.amount.amount_minor,
-                "currency": refund.amount.currency,
-                "reason": refund.reason,
-                "created_at_us": refund.created_at_us,
-            },
-        )
+        await self._tx.execute(_ADD_REFUND, refund_row(refund))
 
 
 class SqlPaymentTx(SqlTx):
