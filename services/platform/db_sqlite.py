@@ -19,7 +19,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
@@ -35,6 +34,7 @@ from services.platform.db import (
     Row,
     StatementCache,
 )
+from services.platform.db_scope import TransactionScope
 from services.platform.retry import Backoff
 
 _MAX_IDLE_READERS = 4
@@ -216,14 +216,14 @@ class SqliteBackend:
         await asyncio.sleep(backoff.next())
 
 
-class _WriteScope:
+class _WriteScope(TransactionScope):
     """``async with backend.write() as tx``: the writer connection, under the write lock."""
 
-    __slots__ = ("_backend", "_tx")
+    __slots__ = ("_backend",)
 
     def __init__(self, backend: SqliteBackend) -> None:
+        super().__init__(backend._on_commit, is_transient)
         self._backend = backend
-        self._tx: SqliteTransaction | None = None
 
     async def __aenter__(self) -> SqliteTransaction:
         backend = self._backend
@@ -235,34 +235,25 @@ class _WriteScope:
         except BaseException:
             backend._lock.release()
             raise
-        self._tx = SqliteTransaction(backend._writer, backend._cache)
-        return self._tx
+        tx = SqliteTransaction(backend._writer, backend._cache)
+        self._tx = tx
+        return tx
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        backend = self._backend
-        assert self._tx is not None
-        assert backend._writer is not None
-        try:
-            await backend.finish(backend._writer, exc is not None)
-        finally:
-            backend._lock.release()
-        if exc is None:
-            self._tx.committed(backend._on_commit)
-        elif is_transient(exc):
-            raise DatabaseBusy() from exc
+    async def _finish(self, failed: bool) -> None:
+        assert self._backend._writer is not None
+        await self._backend.finish(self._backend._writer, failed)
+
+    async def _release(self) -> None:
+        self._backend._lock.release()
 
 
-class _ReadScope:
+class _ReadScope(TransactionScope):
     """``async with backend.read() as tx``: a reader connection in a deferred transaction."""
 
     __slots__ = ("_backend", "_connection")
 
     def __init__(self, backend: SqliteBackend) -> None:
+        super().__init__(backend._on_commit, is_transient)
         self._backend = backend
         self._connection: sqlite3.Connection | None = None
 
@@ -272,26 +263,21 @@ class _ReadScope:
         connection = readers.pop() if readers else await backend.connect(reader=True)
         connection.execute("BEGIN DEFERRED")  # takes no lock; the first read takes a snapshot
         self._connection = connection
-        return SqliteTransaction(connection, backend._cache)
+        tx = SqliteTransaction(connection, backend._cache)
+        self._tx = tx
+        return tx
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        connection = self._connection
-        assert connection is not None
-        try:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK" if exc is not None else "COMMIT")
-        finally:
-            if len(self._backend._readers) < _MAX_IDLE_READERS:
-                self._backend._readers.append(connection)
-            else:
-                connection.close()
-        if exc is not None and is_transient(exc):
-            raise DatabaseBusy() from exc
+    async def _finish(self, failed: bool) -> None:
+        assert self._connection is not None
+        if self._connection.in_transaction:
+            self._connection.execute("ROLLBACK" if failed else "COMMIT")
+
+    async def _release(self) -> None:
+        assert self._connection is not None
+        if len(self._backend._readers) < _MAX_IDLE_READERS:
+            self._backend._readers.append(self._connection)
+        else:
+            self._connection.close()
 
 
 def _select_one() -> Executable:
