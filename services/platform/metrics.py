@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -16,6 +15,7 @@ from prometheus_client import (
 )
 
 from services.platform.clock import now_us
+from services.platform.tasks import stop_task
 
 log = logging.getLogger("emporium.metrics")
 
@@ -92,11 +92,8 @@ class Sampler:
         self._task = asyncio.create_task(self._run(), name="metrics-sampler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
 
     async def _run(self) -> None:
         while True:
