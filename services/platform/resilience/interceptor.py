@@ -120,52 +120,60 @@ class BulkheadGate:
         return release
 
 
-class UnaryUnaryGuard(aio.UnaryUnaryClientInterceptor):
-    """A gate around unary calls: the outcome is the call's final code."""
+#: What an interceptor calls to make the call (through the rest of the chain).
+Continuation = Callable[[aio.ClientCallDetails, Any], Awaitable[Any]]
+
+
+class _Guard:
+    """A gate around the calls of one arity; each arity settles a started call its own way."""
 
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
 
-    async def intercept_unary_unary(
-        self,
-        continuation: Callable[[aio.ClientCallDetails, Any], Awaitable[Any]],
-        client_call_details: aio.ClientCallDetails,
-        request: Any,
-    ) -> Any:
+    async def _start(
+        self, continuation: Continuation, details: aio.ClientCallDetails, request: Any
+    ) -> tuple[Any, Settle]:
+        """Admits the call (or raises the gate's refusal) and starts it; a call that fails
+        to start is settled here."""
         settle = self.gate.admit()
-        code = grpc.StatusCode.CANCELLED
         try:
-            call = await continuation(client_call_details, request)
-            code = await call.code()
-            return call
+            return await continuation(details, request), settle
         except aio.AioRpcError as error:  # refused further down the chain
-            code = error.code()
-            raise
-        finally:
-            settle(code)
-
-
-class UnaryStreamGuard(aio.UnaryStreamClientInterceptor):
-    """A gate around server-streaming calls: settled when the stream ends."""
-
-    def __init__(self, gate: Gate) -> None:
-        self.gate = gate
-
-    async def intercept_unary_stream(
-        self,
-        continuation: Callable[[aio.ClientCallDetails, Any], Awaitable[Any]],
-        client_call_details: aio.ClientCallDetails,
-        request: Any,
-    ) -> Any:
-        settle = self.gate.admit()
-        try:
-            call = await continuation(client_call_details, request)
-        except aio.AioRpcError as error:
             settle(error.code())
             raise
         except BaseException:
             settle(grpc.StatusCode.CANCELLED)
             raise
+
+
+class UnaryUnaryGuard(_Guard, aio.UnaryUnaryClientInterceptor):
+    """A gate around unary calls: the outcome is the call's final code."""
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Continuation,
+        client_call_details: aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        call, settle = await self._start(continuation, client_call_details, request)
+        code = grpc.StatusCode.CANCELLED
+        try:
+            code = await call.code()
+        finally:
+            settle(code)
+        return call
+
+
+class UnaryStreamGuard(_Guard, aio.UnaryStreamClientInterceptor):
+    """A gate around server-streaming calls: settled when the stream ends."""
+
+    async def intercept_unary_stream(
+        self,
+        continuation: Continuation,
+        client_call_details: aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        call, settle = await self._start(continuation, client_call_details, request)
         needs_code = self.gate.needs_code
 
         def done(finished: Any) -> None:
