@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,7 +15,7 @@ from grpc import aio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.platform.config import Settings
-from services.platform.metrics import Metrics
+from services.platform.metrics import Metrics, PerRegistry
 from services.platform.resilience.breaker import BreakerState, CircuitBreaker, Clock
 from services.platform.resilience.bulkhead import Bulkhead
 
@@ -236,18 +235,7 @@ class _Instruments:
         )
 
 
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Instruments] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _instruments(metrics: Metrics | None) -> _Instruments | None:
-    if metrics is None:
-        return None
-    found = _by_registry.get(metrics.registry)
-    if found is None:
-        found = _by_registry[metrics.registry] = _Instruments.create(metrics.registry)
-    return found
+_instruments = PerRegistry(_Instruments.create)
 
 
 def guard(
@@ -264,7 +252,7 @@ def guard(
     every channel of the process to the same downstream (one breaker per downstream, one
     time series); without, each call builds a fresh, unmeasured guard.
     """
-    instruments = _instruments(metrics)
+    instruments = _instruments.get(metrics)
     if instruments is not None and downstream in instruments.guards:
         return list(instruments.guards[downstream])
 
