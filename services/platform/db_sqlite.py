@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Dialect, make_url
@@ -36,6 +36,8 @@ from services.platform.db import (
 )
 from services.platform.db_scope import TransactionScope
 from services.platform.retry import Backoff
+
+T = TypeVar("T")
 
 _MAX_IDLE_READERS = 4
 _TRANSIENT_CODES = frozenset({5, 6, 10})  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR
@@ -154,13 +156,7 @@ class SqliteBackend:
         self._writer = None
 
     async def connect(self, *, reader: bool) -> sqlite3.Connection:
-        started = time.monotonic()
-        backoff = Backoff(initial=0.001, cap=0.05)
-        while True:
-            try:
-                return self._open(reader)
-            except sqlite3.OperationalError as exc:
-                await self._wait_or_give_up(exc, started, backoff)
+        return await self._waiting_out_locks(lambda: self._open(reader))
 
     def _open(self, reader: bool) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -182,14 +178,7 @@ class SqliteBackend:
 
     async def begin(self, connection: sqlite3.Connection, statement: str) -> None:
         """``BEGIN …``, waiting out another process's lock without blocking the loop."""
-        started = time.monotonic()
-        backoff = Backoff(initial=0.001, cap=0.05)
-        while True:
-            try:
-                connection.execute(statement)
-                return
-            except sqlite3.OperationalError as exc:
-                await self._wait_or_give_up(exc, started, backoff)
+        await self._waiting_out_locks(lambda: connection.execute(statement))
 
     async def finish(self, connection: sqlite3.Connection, failed: bool) -> None:
         if not connection.in_transaction:
@@ -197,23 +186,22 @@ class SqliteBackend:
         if failed:
             connection.execute("ROLLBACK")
             return
+        await self._waiting_out_locks(lambda: connection.execute("COMMIT"))
+
+    async def _waiting_out_locks(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, tried again after a short, growing pause while another process
+        holds the lock; :class:`DatabaseBusy` once that has lasted ``lock_wait`` seconds."""
         started = time.monotonic()
         backoff = Backoff(initial=0.001, cap=0.05)
         while True:
             try:
-                connection.execute("COMMIT")
-                return
+                return attempt()
             except sqlite3.OperationalError as exc:
-                await self._wait_or_give_up(exc, started, backoff)
-
-    async def _wait_or_give_up(
-        self, exc: sqlite3.OperationalError, started: float, backoff: Backoff
-    ) -> None:
-        if not is_transient(exc):
-            raise exc
-        if time.monotonic() - started > self._lock_wait:
-            raise DatabaseBusy() from exc
-        await asyncio.sleep(backoff.next())
+                if not is_transient(exc):
+                    raise
+                if time.monotonic() - started > self._lock_wait:
+                    raise DatabaseBusy() from exc
+            await asyncio.sleep(backoff.next())
 
 
 class _WriteScope(TransactionScope):
