@@ -62,9 +62,7 @@ def current_caller() -> Caller:
 def may_read(caller: Caller, owner_id: str, *services: str) -> bool:
     """The owner-or-admin rule: a user reads what is theirs, an admin everything, and the
     named services (by token subject ``service:<name>``) what they need."""
-    if caller.subject == owner_id or caller.is_admin:
-        return True
-    return caller.is_service and caller.subject in {f"service:{name}" for name in services}
+    return caller.subject == owner_id or caller.is_admin or _is_one_of(caller, services)
 
 
 def require_admin() -> Caller:
@@ -77,10 +75,14 @@ def require_admin() -> Caller:
 def require_service(*names: str) -> Caller:
     """Only the named services (by token subject ``service:<name>``) may call."""
     caller = current_caller()
-    allowed = {f"service:{name}" for name in names}
-    if not (caller.is_service and caller.subject in allowed):
+    if not _is_one_of(caller, names):
         raise PermissionDenied(f"only the {', '.join(names)} service may call this")
     return caller
+
+
+def _is_one_of(caller: Caller, services: Sequence[str]) -> bool:
+    """Whether ``caller`` is one of the named services (token subject ``service:<name>``)."""
+    return caller.is_service and caller.subject in {f"service:{name}" for name in services}
 
 
 JwkFetcher = Callable[[], Awaitable[Sequence[Mapping[str, Any]]]]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 #: Default gRPC and metrics ports of every service on one machine.
 DEFAULT_PORTS: dict[str, tuple[int, int]] = {
@@ -18,6 +19,8 @@ DEFAULT_PORTS: dict[str, tuple[int, int]] = {
 }
 
 SERVICES: tuple[str, ...] = tuple(DEFAULT_PORTS)
+
+N = TypeVar("N", int, float)
 
 
 class ConfigError(ValueError):
@@ -72,23 +75,25 @@ class Settings:
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    return _number(env, name, default, int, "an integer")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number(env, name, default, float, "a number")
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: N, parse: Callable[[str], N], kind: str
+) -> N:
+    """``env[name]`` parsed, ``default`` when unset or empty; :class:`ConfigError` names
+    the variable when its value is not ``kind``."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        return parse(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be {kind}, got {raw!r}") from exc
 
 
 def sqlite_url(data_dir: Path, service: str) -> str:

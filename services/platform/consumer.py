@@ -46,6 +46,7 @@ from services.platform.db import Database
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope
 from services.platform.retry import Backoff, backoff_delay
+from services.platform.tasks import stop_task
 
 __all__ = ["Consumer", "Handler"]
 
@@ -143,11 +144,7 @@ class Consumer:
         if task is None:
             return
         self._stopping = True
-        if not self._interruptible:
-            await asyncio.wait({task}, timeout=10.0)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task, grace=0.0 if self._interruptible else 10.0)
         with contextlib.suppress(Exception):  # else they are redelivered, and skipped
             await self._member.flush_acks()
 

@@ -8,9 +8,8 @@ request pays for the round trip and little else (docs/adr/0002-data-path.md).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from types import TracebackType
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -27,6 +26,7 @@ from services.platform.db import (
     Row,
     StatementCache,
 )
+from services.platform.db_scope import TransactionScope
 
 #: Connection failures, serialization failures, deadlocks, shutdowns, too many clients.
 _TRANSIENT_STATES = ("08", "40001", "40P01", "57P01", "57P02", "57P03", "53300")
@@ -37,6 +37,18 @@ def is_transient(exc: BaseException) -> bool:
         return True
     state = getattr(exc, "sqlstate", None)
     return isinstance(state, str) and state.startswith(_TRANSIENT_STATES)
+
+
+@contextmanager
+def _busy_when_transient() -> Iterator[None]:
+    """An error worth retrying the transaction for (:func:`is_transient`) surfaces as
+    :class:`DatabaseBusy`; any other as it is."""
+    try:
+        yield
+    except Exception as exc:
+        if is_transient(exc):
+            raise DatabaseBusy() from exc
+        raise
 
 
 def _args(compiled: Compiled, params: Params | None) -> tuple[str, list[Any]]:
@@ -145,57 +157,40 @@ class PostgresBackend:
             await pool.close()
 
 
-class _Scope:
+class _Scope(TransactionScope):
     """One transaction: a pooled connection, ``BEGIN`` … ``COMMIT``/``ROLLBACK``."""
 
-    __slots__ = ("_backend", "_connection", "_pool", "_readonly", "_transaction", "_tx")
+    __slots__ = ("_backend", "_connection", "_pool", "_readonly", "_transaction")
 
     def __init__(self, backend: PostgresBackend, *, readonly: bool) -> None:
+        super().__init__(backend._on_commit, is_transient)
         self._backend = backend
         self._readonly = readonly
         self._pool: Any = None
         self._connection: Any = None
         self._transaction: Any = None
-        self._tx: PostgresTransaction | None = None
 
     async def __aenter__(self) -> PostgresTransaction:
-        try:
+        with _busy_when_transient():
             self._pool = await self._backend.pool()
             self._connection = await self._pool.acquire()
-        except Exception as exc:
-            if is_transient(exc):
-                raise DatabaseBusy() from exc
-            raise
         try:
-            self._transaction = self._connection.transaction(readonly=self._readonly)
-            await self._transaction.start()
-        except BaseException as exc:
+            with _busy_when_transient():
+                self._transaction = self._connection.transaction(readonly=self._readonly)
+                await self._transaction.start()
+        except BaseException:
             await self._pool.release(self._connection)
-            if isinstance(exc, Exception) and is_transient(exc):
-                raise DatabaseBusy() from exc
             raise
-        self._tx = PostgresTransaction(self._connection, self._backend._cache)
-        return self._tx
+        tx = PostgresTransaction(self._connection, self._backend._cache)
+        self._tx = tx
+        return tx
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._tx is not None
-        try:
-            if exc is None:
-                await self._transaction.commit()
-            else:
+    async def _finish(self, failed: bool) -> None:
+        with _busy_when_transient():
+            if failed:
                 await self._transaction.rollback()
-        except Exception as failure:
-            if is_transient(failure):
-                raise DatabaseBusy() from failure
-            raise
-        finally:
-            await self._pool.release(self._connection)
-        if exc is None:
-            self._tx.committed(self._backend._on_commit)
-        elif is_transient(exc):
-            raise DatabaseBusy() from exc
+            else:
+                await self._transaction.commit()
+
+    async def _release(self) -> None:
+        await self._pool.release(self._connection)

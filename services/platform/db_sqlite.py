@@ -19,8 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Dialect, make_url
@@ -35,7 +34,10 @@ from services.platform.db import (
     Row,
     StatementCache,
 )
+from services.platform.db_scope import TransactionScope
 from services.platform.retry import Backoff
+
+T = TypeVar("T")
 
 _MAX_IDLE_READERS = 4
 _TRANSIENT_CODES = frozenset({5, 6, 10})  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR
@@ -154,13 +156,7 @@ class SqliteBackend:
         self._writer = None
 
     async def connect(self, *, reader: bool) -> sqlite3.Connection:
-        started = time.monotonic()
-        backoff = Backoff(initial=0.001, cap=0.05)
-        while True:
-            try:
-                return self._open(reader)
-            except sqlite3.OperationalError as exc:
-                await self._wait_or_give_up(exc, started, backoff)
+        return await self._waiting_out_locks(lambda: self._open(reader))
 
     def _open(self, reader: bool) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -182,14 +178,7 @@ class SqliteBackend:
 
     async def begin(self, connection: sqlite3.Connection, statement: str) -> None:
         """``BEGIN …``, waiting out another process's lock without blocking the loop."""
-        started = time.monotonic()
-        backoff = Backoff(initial=0.001, cap=0.05)
-        while True:
-            try:
-                connection.execute(statement)
-                return
-            except sqlite3.OperationalError as exc:
-                await self._wait_or_give_up(exc, started, backoff)
+        await self._waiting_out_locks(lambda: connection.execute(statement))
 
     async def finish(self, connection: sqlite3.Connection, failed: bool) -> None:
         if not connection.in_transaction:
@@ -197,33 +186,32 @@ class SqliteBackend:
         if failed:
             connection.execute("ROLLBACK")
             return
+        await self._waiting_out_locks(lambda: connection.execute("COMMIT"))
+
+    async def _waiting_out_locks(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, tried again after a short, growing pause while another process
+        holds the lock; :class:`DatabaseBusy` once that has lasted ``lock_wait`` seconds."""
         started = time.monotonic()
         backoff = Backoff(initial=0.001, cap=0.05)
         while True:
             try:
-                connection.execute("COMMIT")
-                return
+                return attempt()
             except sqlite3.OperationalError as exc:
-                await self._wait_or_give_up(exc, started, backoff)
-
-    async def _wait_or_give_up(
-        self, exc: sqlite3.OperationalError, started: float, backoff: Backoff
-    ) -> None:
-        if not is_transient(exc):
-            raise exc
-        if time.monotonic() - started > self._lock_wait:
-            raise DatabaseBusy() from exc
-        await asyncio.sleep(backoff.next())
+                if not is_transient(exc):
+                    raise
+                if time.monotonic() - started > self._lock_wait:
+                    raise DatabaseBusy() from exc
+            await asyncio.sleep(backoff.next())
 
 
-class _WriteScope:
+class _WriteScope(TransactionScope):
     """``async with backend.write() as tx``: the writer connection, under the write lock."""
 
-    __slots__ = ("_backend", "_tx")
+    __slots__ = ("_backend",)
 
     def __init__(self, backend: SqliteBackend) -> None:
+        super().__init__(backend._on_commit, is_transient)
         self._backend = backend
-        self._tx: SqliteTransaction | None = None
 
     async def __aenter__(self) -> SqliteTransaction:
         backend = self._backend
@@ -235,34 +223,25 @@ class _WriteScope:
         except BaseException:
             backend._lock.release()
             raise
-        self._tx = SqliteTransaction(backend._writer, backend._cache)
-        return self._tx
+        tx = SqliteTransaction(backend._writer, backend._cache)
+        self._tx = tx
+        return tx
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        backend = self._backend
-        assert self._tx is not None
-        assert backend._writer is not None
-        try:
-            await backend.finish(backend._writer, exc is not None)
-        finally:
-            backend._lock.release()
-        if exc is None:
-            self._tx.committed(backend._on_commit)
-        elif is_transient(exc):
-            raise DatabaseBusy() from exc
+    async def _finish(self, failed: bool) -> None:
+        assert self._backend._writer is not None
+        await self._backend.finish(self._backend._writer, failed)
+
+    async def _release(self) -> None:
+        self._backend._lock.release()
 
 
-class _ReadScope:
+class _ReadScope(TransactionScope):
     """``async with backend.read() as tx``: a reader connection in a deferred transaction."""
 
     __slots__ = ("_backend", "_connection")
 
     def __init__(self, backend: SqliteBackend) -> None:
+        super().__init__(backend._on_commit, is_transient)
         self._backend = backend
         self._connection: sqlite3.Connection | None = None
 
@@ -272,26 +251,21 @@ class _ReadScope:
         connection = readers.pop() if readers else await backend.connect(reader=True)
         connection.execute("BEGIN DEFERRED")  # takes no lock; the first read takes a snapshot
         self._connection = connection
-        return SqliteTransaction(connection, backend._cache)
+        tx = SqliteTransaction(connection, backend._cache)
+        self._tx = tx
+        return tx
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        connection = self._connection
-        assert connection is not None
-        try:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK" if exc is not None else "COMMIT")
-        finally:
-            if len(self._backend._readers) < _MAX_IDLE_READERS:
-                self._backend._readers.append(connection)
-            else:
-                connection.close()
-        if exc is not None and is_transient(exc):
-            raise DatabaseBusy() from exc
+    async def _finish(self, failed: bool) -> None:
+        assert self._connection is not None
+        if self._connection.in_transaction:
+            self._connection.execute("ROLLBACK" if failed else "COMMIT")
+
+    async def _release(self) -> None:
+        assert self._connection is not None
+        if len(self._backend._readers) < _MAX_IDLE_READERS:
+            self._backend._readers.append(self._connection)
+        else:
+            self._connection.close()
 
 
 def _select_one() -> Executable:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,8 +17,11 @@ from prometheus_client import (
 )
 
 from services.platform.clock import now_us
+from services.platform.tasks import stop_task
 
 log = logging.getLogger("emporium.metrics")
+
+T = TypeVar("T")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -52,6 +56,25 @@ class Metrics:
         """Serve ``/metrics`` over HTTP; returns the port actually bound."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return int(server.server_address[1])
+
+
+class PerRegistry(Generic[T]):
+    """Instruments made once per registry, on first use, and shared by everything in the
+    process that measures into that registry (a registry refuses a second metric of the
+    same name)."""
+
+    def __init__(self, create: Callable[[CollectorRegistry], T]) -> None:
+        self._create = create
+        self._made: weakref.WeakKeyDictionary[CollectorRegistry, T] = weakref.WeakKeyDictionary()
+
+    def get(self, metrics: Metrics | None) -> T | None:
+        """The instruments on ``metrics.registry``; ``None`` without metrics."""
+        if metrics is None:
+            return None
+        found = self._made.get(metrics.registry)
+        if found is None:
+            found = self._made[metrics.registry] = self._create(metrics.registry)
+        return found
 
 
 class OldestAge:
@@ -92,11 +115,8 @@ class Sampler:
         self._task = asyncio.create_task(self._run(), name="metrics-sampler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
 
     async def _run(self) -> None:
         while True:

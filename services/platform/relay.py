@@ -25,6 +25,7 @@ from services.platform.db import Database, Row
 from services.platform.metrics import Metrics
 from services.platform.outbox import Envelope, outbox
 from services.platform.retry import Backoff
+from services.platform.tasks import stop_task
 
 log = logging.getLogger("emporium.relay")
 
@@ -97,10 +98,7 @@ class OutboxRelay:
             return
         self._stopping.set()
         self._wake.set()
-        await asyncio.wait({task}, timeout=5.0)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task, grace=5.0)
 
     async def drain(self) -> int:
         """Publish everything pending now; returns how many rows were published.

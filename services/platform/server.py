@@ -4,7 +4,6 @@ interceptor chain, shutdown."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.platform import reflection
 from services.platform.pipeline import Middleware, Pipeline
+from services.platform.tasks import stop_task
 
 log = logging.getLogger("emporium.server")
 
@@ -121,10 +121,7 @@ class ServiceHost:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        await stop_task(self._watch)
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         for hook in self.definition.on_stop:

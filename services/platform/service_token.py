@@ -26,6 +26,7 @@ from services.platform.config import ConfigError, Settings
 from services.platform.metrics import Metrics
 from services.platform.resilience import guard
 from services.platform.retry import Backoff
+from services.platform.tasks import stop_task
 
 log = logging.getLogger("emporium.service_token")
 
@@ -143,10 +144,7 @@ class ServiceToken:
 
     async def close(self) -> None:
         renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+        await stop_task(renewer)
         await self._channel.close()
 
 

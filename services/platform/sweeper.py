@@ -7,6 +7,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from services.platform.tasks import stop_task
+
 log = logging.getLogger("emporium.sweeper")
 
 #: Items expired per pass; a full pass is followed by another one at once.
@@ -40,12 +42,7 @@ class Sweeper:
         if task is None:
             return
         self._stopping.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), grace)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task, grace=grace)
 
     async def _run(self) -> None:
         while not self._stopping.is_set():

@@ -132,6 +132,26 @@ async def test_commit_hooks_run_after_outbox_writes_and_callbacks_after_commit(
     assert [StringValue.FromString(bytes(r["payload"])).value for r in rows] == ["x", "y"]
 
 
+async def test_a_read_runs_its_after_commit_callbacks_once_it_ends_and_never_on_error(
+    db: Database,
+) -> None:
+    ran: list[str] = []
+    async with db.read() as tx:
+        await tx.scalar(_COUNT)
+        tx.after_commit(lambda: ran.append("read"))
+        assert ran == []
+    assert ran == ["read"]
+
+    async def failing() -> None:
+        async with db.read() as tx:
+            tx.after_commit(lambda: ran.append("never"))
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        await failing()
+    assert ran == ["read"]
+
+
 def _sqlite_path(db: Database) -> str:
     database = make_url(db.url).database
     assert database is not None

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opentelemetry import propagate, trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.platform.metrics import Metrics, OldestAge
+from services.platform.metrics import Metrics, OldestAge, PerRegistry
 from services.platform.outbox import Envelope
 
 if TYPE_CHECKING:
@@ -98,17 +97,12 @@ class BusMetrics:
         )
 
 
-_metrics: weakref.WeakKeyDictionary[Any, BusMetrics] = weakref.WeakKeyDictionary()
+_bus_metrics = PerRegistry(BusMetrics)
 
 
 def bus_metrics(metrics: Metrics | None) -> BusMetrics | None:
     """The bus metrics registered on ``metrics.registry`` (created on first use)."""
-    if metrics is None:
-        return None
-    found = _metrics.get(metrics.registry)
-    if found is None:
-        found = _metrics[metrics.registry] = BusMetrics(metrics.registry)
-    return found
+    return _bus_metrics.get(metrics)
 
 
 def _trace_id(traceparent: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,7 +15,7 @@ from grpc import aio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.platform.config import Settings
-from services.platform.metrics import Metrics
+from services.platform.metrics import Metrics, PerRegistry
 from services.platform.resilience.breaker import BreakerState, CircuitBreaker, Clock
 from services.platform.resilience.bulkhead import Bulkhead
 
@@ -120,52 +119,60 @@ class BulkheadGate:
         return release
 
 
-class UnaryUnaryGuard(aio.UnaryUnaryClientInterceptor):
-    """A gate around unary calls: the outcome is the call's final code."""
+#: What an interceptor calls to make the call (through the rest of the chain).
+Continuation = Callable[[aio.ClientCallDetails, Any], Awaitable[Any]]
+
+
+class _Guard:
+    """A gate around the calls of one arity; each arity settles a started call its own way."""
 
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
 
-    async def intercept_unary_unary(
-        self,
-        continuation: Callable[[aio.ClientCallDetails, Any], Awaitable[Any]],
-        client_call_details: aio.ClientCallDetails,
-        request: Any,
-    ) -> Any:
+    async def _start(
+        self, continuation: Continuation, details: aio.ClientCallDetails, request: Any
+    ) -> tuple[Any, Settle]:
+        """Admits the call (or raises the gate's refusal) and starts it; a call that fails
+        to start is settled here."""
         settle = self.gate.admit()
-        code = grpc.StatusCode.CANCELLED
         try:
-            call = await continuation(client_call_details, request)
-            code = await call.code()
-            return call
+            return await continuation(details, request), settle
         except aio.AioRpcError as error:  # refused further down the chain
-            code = error.code()
-            raise
-        finally:
-            settle(code)
-
-
-class UnaryStreamGuard(aio.UnaryStreamClientInterceptor):
-    """A gate around server-streaming calls: settled when the stream ends."""
-
-    def __init__(self, gate: Gate) -> None:
-        self.gate = gate
-
-    async def intercept_unary_stream(
-        self,
-        continuation: Callable[[aio.ClientCallDetails, Any], Awaitable[Any]],
-        client_call_details: aio.ClientCallDetails,
-        request: Any,
-    ) -> Any:
-        settle = self.gate.admit()
-        try:
-            call = await continuation(client_call_details, request)
-        except aio.AioRpcError as error:
             settle(error.code())
             raise
         except BaseException:
             settle(grpc.StatusCode.CANCELLED)
             raise
+
+
+class UnaryUnaryGuard(_Guard, aio.UnaryUnaryClientInterceptor):
+    """A gate around unary calls: the outcome is the call's final code."""
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Continuation,
+        client_call_details: aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        call, settle = await self._start(continuation, client_call_details, request)
+        code = grpc.StatusCode.CANCELLED
+        try:
+            code = await call.code()
+        finally:
+            settle(code)
+        return call
+
+
+class UnaryStreamGuard(_Guard, aio.UnaryStreamClientInterceptor):
+    """A gate around server-streaming calls: settled when the stream ends."""
+
+    async def intercept_unary_stream(
+        self,
+        continuation: Continuation,
+        client_call_details: aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        call, settle = await self._start(continuation, client_call_details, request)
         needs_code = self.gate.needs_code
 
         def done(finished: Any) -> None:
@@ -228,18 +235,7 @@ class _Instruments:
         )
 
 
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Instruments] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _instruments(metrics: Metrics | None) -> _Instruments | None:
-    if metrics is None:
-        return None
-    found = _by_registry.get(metrics.registry)
-    if found is None:
-        found = _by_registry[metrics.registry] = _Instruments.create(metrics.registry)
-    return found
+_instruments = PerRegistry(_Instruments.create)
 
 
 def guard(
@@ -256,7 +252,7 @@ def guard(
     every channel of the process to the same downstream (one breaker per downstream, one
     time series); without, each call builds a fresh, unmeasured guard.
     """
-    instruments = _instruments(metrics)
+    instruments = _instruments.get(metrics)
     if instruments is not None and downstream in instruments.guards:
         return list(instruments.guards[downstream])
 
