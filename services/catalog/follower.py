@@ -10,13 +10,13 @@ replica's own events and replays after a Redis outage are all harmless.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.platform.bus import Bus, decode, stream_name
 from services.platform.retry import Backoff
+from services.platform.tasks import stop_task
 
 log = logging.getLogger("emporium.catalog.follower")
 
@@ -51,10 +51,7 @@ class CatalogFollower:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _run(self) -> None:
         backoff = Backoff(initial=0.05, cap=2.0)

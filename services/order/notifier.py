@@ -19,6 +19,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from services.platform.tasks import stop_task
+
 log = logging.getLogger("emporium.order")
 
 #: The stored version of each of the given orders (absent: unknown).
@@ -74,10 +76,7 @@ class Notifier:
 
     async def close(self) -> None:
         poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+        await stop_task(poller)
 
     async def _poll(self, versions: Versions) -> None:
         """While anyone watches: every interval, the stored versions of all watched orders

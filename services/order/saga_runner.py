@@ -17,6 +17,7 @@ import logging
 from services.order.ports import LeaseLost, Leases
 from services.order.saga import Halted, Saga
 from services.platform import auth, deadlines
+from services.platform.tasks import stop_task
 
 log = logging.getLogger("emporium.order.saga")
 
@@ -131,10 +132,7 @@ class SagaRunner:
         """Drains: starts no more steps, lets calls in flight finish (at most
         ``drain_seconds``), interrupts what is left, then releases every lease held."""
         self._stopping = True
-        if self._tending is not None:
-            self._tending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tending
+        await stop_task(self._tending)
         held = self.held
         self._saga.halt()
         tasks = list(self._tasks.values())
