@@ -232,13 +232,23 @@ class Database:
     async def migrate(self) -> None:
         """Upgrade the schema to the newest migration, if the database is not there yet.
 
-        Comparing the newest migration file with ``alembic_version`` costs no Alembic;
-        Alembic is imported only to upgrade (see :mod:`services.platform.migrations`).
+        Comparing the newest migration file with ``alembic_version`` costs no Alembic, nor
+        does a new SQLite file (it gets the folder's schema snapshot); Alembic is imported
+        only to upgrade (see :mod:`services.platform.migrations`).
         """
         head = migrations.newest_revision(self._migrations)
-        if head is not None and await self.revisions() != {head}:
+        behind = head is not None and await self.revisions() != {head}
+        if behind and not self._created_from_snapshot():
             await migrations.upgrade_database(self.url, self._migrations)
         await self._backend.ping()  # connects now, not on the first request
+
+    def _created_from_snapshot(self) -> bool:
+        """Whether this was a new SQLite file that now has the snapshot's schema."""
+        if not is_sqlite(self.url):
+            return False
+        return migrations.create_from_snapshot(
+            make_url(self.url).database or ":memory:", self._migrations
+        )
 
     async def revisions(self) -> set[str]:
         """The revisions the database's ``alembic_version`` table holds (none if no table)."""
