@@ -7,7 +7,7 @@ object and cached, with bound parameters — SQLAlchemy builds the SQL, it does 
 the per-statement path (docs/adr/0002-data-path.md has the measurements).
 
 The schema is created and upgraded by each service's versioned Alembic migrations;
-Alembic is imported only when migrating.
+Alembic is imported only when the database is behind the newest of them.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql import ClauseElement, Executable, text
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, Update
 
+from services.platform import migrations
 from services.platform.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -179,6 +180,14 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
+_VERSIONS = text("SELECT version_num FROM alembic_version")
+_SQLITE_HAS_VERSIONS = text(
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+)
+# Alembic's table is in the connection's default schema: the first of the search path.
+_POSTGRES_HAS_VERSIONS = text("SELECT to_regclass('alembic_version') IS NOT NULL")
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -221,18 +230,33 @@ class Database:
         return isinstance(exc, DatabaseBusy) or self._backend.is_transient(exc)
 
     async def migrate(self) -> None:
-        """Upgrade the schema to the newest migration (Alembic, imported only here)."""
-        from sqlalchemy.ext.asyncio import create_async_engine
+        """Upgrade the schema to the newest migration, if the database is not there yet.
 
-        from services.platform.migrations import upgrade
-
-        engine = create_async_engine(self.url)
-        try:
-            async with engine.begin() as connection:
-                await connection.run_sync(upgrade, self._migrations)
-        finally:
-            await engine.dispose()
+        Comparing the newest migration file with ``alembic_version`` costs no Alembic, nor
+        does a new SQLite file (it gets the folder's schema snapshot); Alembic is imported
+        only to upgrade (see :mod:`services.platform.migrations`).
+        """
+        head = migrations.newest_revision(self._migrations)
+        behind = head is not None and await self.revisions() != {head}
+        if behind and not self._created_from_snapshot():
+            await migrations.upgrade_database(self.url, self._migrations)
         await self._backend.ping()  # connects now, not on the first request
+
+    def _created_from_snapshot(self) -> bool:
+        """Whether this was a new SQLite file that now has the snapshot's schema."""
+        if not is_sqlite(self.url):
+            return False
+        return migrations.create_from_snapshot(
+            make_url(self.url).database or ":memory:", self._migrations
+        )
+
+    async def revisions(self) -> set[str]:
+        """The revisions the database's ``alembic_version`` table holds (none if no table)."""
+        exists = _SQLITE_HAS_VERSIONS if is_sqlite(self.url) else _POSTGRES_HAS_VERSIONS
+        async with self._backend.read() as tx:
+            if not await tx.scalar(exists):
+                return set()
+            return {row[0] for row in await tx.fetch_all(_VERSIONS)}
 
     async def ping(self) -> None:
         await self._backend.ping()
