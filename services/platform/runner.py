@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -67,11 +68,21 @@ def definition(
     )
 
 
+def settle_heap() -> None:
+    """Moves what start-up made (modules, tables, compiled statements, the servicer) out of
+    the garbage collector's generations: it lives as long as the process, and a full
+    collection under load would walk all of it again, pausing every call in flight
+    (tens of milliseconds for a service's ~80,000 start-up objects)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings, build: Build) -> None:
     metrics = Metrics(settings.service)
     metrics.info.labels(settings.service, settings.version).set(1)
     metrics.serve(settings.metrics_port, settings.grpc_host)
     definition = await build(settings, metrics)
+    settle_heap()
     host = ServiceHost(definition, settings.grpc_address)
     await host.run_until_signalled()
 
