@@ -51,6 +51,7 @@ class Settings:
     breaker_failure_threshold: int = 5
     breaker_reset_timeout_seconds: float = 5.0
     bulkhead_max_concurrent: int = 100
+    event_loop: str = "uvloop"
     targets: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -131,7 +132,8 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
     (``name:secret,...``: service accounts), ``BOOTSTRAP_ADMIN`` (``user:password``)
     and ``PASSWORD_HASH_COST`` [standard; ``fast`` for tests only]. Outgoing calls read
     ``BREAKER_FAILURE_THRESHOLD`` [5], ``BREAKER_RESET_TIMEOUT_SECONDS`` [5] and
-    ``BULKHEAD_MAX_CONCURRENT`` [100].
+    ``BULKHEAD_MAX_CONCURRENT`` [100]. ``EVENT_LOOP`` [uvloop; or asyncio, the standard
+    library's] picks the event loop.
     """
     if service not in DEFAULT_PORTS:
         raise ConfigError(f"unknown service {service!r}")
@@ -163,6 +165,17 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
         breaker_failure_threshold=_int(env, "BREAKER_FAILURE_THRESHOLD", 5),
         breaker_reset_timeout_seconds=_float(env, "BREAKER_RESET_TIMEOUT_SECONDS", 5.0),
         bulkhead_max_concurrent=_int(env, "BULKHEAD_MAX_CONCURRENT", 100),
+        event_loop=_event_loop(env.get("EVENT_LOOP") or "uvloop"),
         targets=targets,
         extra={k: v for k, v in env.items() if k.startswith("EMPORIUM_")},
     )
+
+
+#: The event loops a service can run on (docs/adr/0004-event-loop.md).
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+
+def _event_loop(name: str) -> str:
+    if name not in EVENT_LOOPS:
+        raise ConfigError(f"EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, got {name!r}")
+    return name

@@ -41,6 +41,7 @@ def test_environment_overrides_urls_targets_and_credentials() -> None:
         ({"GRPC_PORT": "abc"}, "GRPC_PORT"),
         ({"SERVICE_CREDENTIALS": "no-secret"}, "SERVICE_CREDENTIALS"),
         ({"BOOTSTRAP_ADMIN": ":x"}, "BOOTSTRAP_ADMIN"),
+        ({"EVENT_LOOP": "trio"}, "EVENT_LOOP"),
     ],
 )
 def test_malformed_variables_are_rejected_with_their_name(
@@ -65,3 +66,8 @@ def test_durations_are_bounded_by_an_hour_unless_the_caller_allows_more() -> Non
         settings.seconds("EMPORIUM_HOLD_SECONDS", 60.0)
     assert settings.seconds("EMPORIUM_HOLD_SECONDS", 60.0, maximum=7 * 86400) == 86400
     assert settings.seconds("EMPORIUM_OTHER_SECONDS", 60.0) == 60.0
+
+
+def test_services_run_on_uvloop_unless_told_to_use_the_standard_loop() -> None:
+    assert load_settings("catalog", {}).event_loop == "uvloop"
+    assert load_settings("catalog", {"EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
