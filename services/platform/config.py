@@ -171,7 +171,7 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
     )
 
 
-#: The event loops a service can run on (docs/adr/0004-event-loop.md).
+#: The event loops a service can run on (docs/adr/0005-event-loop.md).
 EVENT_LOOPS = ("uvloop", "asyncio")
 
 

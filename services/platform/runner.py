@@ -93,7 +93,7 @@ def run(service: str, build: Build) -> None:
     logs.configure(service, settings.log_level)
     telemetry.configure(service, settings.version, settings.otlp_endpoint)
     if settings.event_loop == "uvloop":
-        import uvloop  # the C loop on libuv: less CPU per call (docs/adr/0004-event-loop.md)
+        import uvloop  # the C loop on libuv: less CPU per call (docs/adr/0005-event-loop.md)
 
         uvloop.run(serve(settings, build))
     else:
