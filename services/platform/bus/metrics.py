@@ -119,14 +119,22 @@ class ConsumerReport:
         self._metrics = metrics
         self._group = group
         self._refreshed_at = 0.0
+        # Each event counts once: the labelled children are looked up once, not per event.
+        self._processed: dict[tuple[str, str], Counter] = {}
+        self._delivery = None if metrics is None else metrics.delivery_seconds.labels(group)
 
     def processed(self, envelope: Envelope, outcome: str) -> None:
         if self._metrics is not None:
-            self._metrics.processed.labels(self._group, envelope.event_type, outcome).inc()
-            if outcome != "duplicate":
+            key = (envelope.event_type, outcome)
+            counter = self._processed.get(key)
+            if counter is None:
+                counter = self._metrics.processed.labels(self._group, *key)
+                self._processed[key] = counter
+            counter.inc()
+            if outcome != "duplicate" and self._delivery is not None:
                 age = time.time() - envelope.occurred_at_us / 1_000_000
-                self._metrics.delivery_seconds.labels(self._group).observe(max(age, 0.0))
-        if outcome == "handled":
+                self._delivery.observe(max(age, 0.0))
+        if outcome == "handled" and log.isEnabledFor(logging.INFO):
             # The access log covers RPCs; this line puts the event's effect in its trace
             # too (one order, one trace id, across the bus).
             log.info(
