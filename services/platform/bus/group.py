@@ -15,8 +15,9 @@ from redis.exceptions import ResponseError
 
 from services.platform.bus.streams import Bus, dead_letter_stream, text
 
-#: Redis before 7 has no XINFO lag; it is counted up to this many entries.
-_LAG_COUNT_LIMIT = 10_000
+#: Redis before 7 has no XINFO lag; it is counted up to this many entries (read whole,
+#: once a second while the group is behind: kept small).
+_LAG_COUNT_LIMIT = 1_000
 
 
 @dataclass(slots=True)
@@ -212,13 +213,17 @@ class GroupMember:
                     await self.redis.xgroup_delconsumer(stream, self.group, name)
 
     async def backlog(self, stream: str) -> tuple[int, int | None]:
-        """(pending entries, entries not yet delivered to the group).
+        """(pending entries, entries not yet delivered to the group), in one round trip.
 
         Redis 7 reports the lag in XINFO GROUPS; before 7 it is counted past the group's
-        last-delivered id, up to ``_LAG_COUNT_LIMIT``.
+        last-delivered id, up to ``_LAG_COUNT_LIMIT`` (a second trip, reading entries).
         """
-        pending = int((await self.redis.xpending(stream, self.group))["pending"])
-        for info in await self.redis.xinfo_groups(stream):
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xpending(stream, self.group)
+            pipe.xinfo_groups(stream)
+            summary, groups = await pipe.execute()
+        pending = int(summary["pending"])
+        for info in groups:
             if text(info["name"]) == self.group:
                 lag = info.get("lag")
                 if lag is not None:
