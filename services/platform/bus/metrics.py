@@ -7,9 +7,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from opentelemetry import propagate, trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.platform import telemetry
 from services.platform.metrics import Metrics, OldestAge, PerRegistry
 from services.platform.outbox import Envelope
 
@@ -107,9 +107,8 @@ def bus_metrics(metrics: Metrics | None) -> BusMetrics | None:
 
 def _trace_id(traceparent: str) -> str:
     """The trace id (32 hex digits) of a W3C ``traceparent``, or ``""``."""
-    carrier = {"traceparent": traceparent} if traceparent else {}
-    context = trace.get_current_span(propagate.extract(carrier)).get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else ""
+    parent = telemetry.parse_traceparent(traceparent)
+    return format(parent.trace_id, "032x") if parent is not None else ""
 
 
 class ConsumerReport:
