@@ -10,6 +10,7 @@ there on is applied, and the caller retries it later without counting a delivery
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -34,10 +35,20 @@ log = logging.getLogger("emporium.consumer")
 #: A handler runs in the consumer's transaction (``db.write()``), with the inbox row.
 Handler = Callable[[Transaction, Envelope], Awaitable[None]]
 
-_SEEN = sa.select(inbox.c.event_id).where(
-    inbox.c.consumer == sa.bindparam("consumer"),
-    inbox.c.event_id.in_(sa.bindparam("ids", expanding=True)),
-)
+
+@functools.cache
+def _seen(size: int) -> sa.Select[tuple[str]]:
+    """Which of ``size`` event ids the inbox holds: an ``IN`` of ``size`` parameters.
+
+    Compiled once per size (the statement cache keys on the object) where an expanding
+    ``IN`` would be expanded into new SQL on every call, which cost more than the query.
+    """
+    ids: list[sa.BindParameter[str]] = [sa.bindparam(f"id{i}") for i in range(size)]
+    return sa.select(inbox.c.event_id).where(
+        inbox.c.consumer == sa.bindparam("consumer"), inbox.c.event_id.in_(ids)
+    )
+
+
 _RECORD = sa.insert(inbox)
 Ready = tuple[Delivery, Envelope]
 #: ``handled``, ``duplicate``, ``unhandled``, ``deferred`` or the handler's own error.
@@ -234,7 +245,13 @@ class _Transactions:
         return self._db.write()
 
     async def seen(self, work: Transaction, group: str, ids: Sequence[str]) -> set[str]:
-        rows = await work.fetch_all(_SEEN, {"consumer": group, "ids": list(ids)})
+        if not ids:
+            return set()
+        # Sizes rounded up to a power of two, the last id repeated: few statements.
+        size = 1 << max(len(ids) - 1, 0).bit_length()
+        params: dict[str, Any] = {f"id{i}": ids[min(i, len(ids) - 1)] for i in range(size)}
+        params["consumer"] = group
+        rows = await work.fetch_all(_seen(size), params)
         return {row["event_id"] for row in rows}
 
     async def record(self, work: Transaction, rows: Sequence[dict[str, Any]]) -> None:
