@@ -113,7 +113,7 @@ class Consumer:
             db,
             group,
             handlers,
-            tracer or trace.get_tracer("emporium.bus"),
+            tracer,
             lambda exc: transient(exc) or db.is_transient(exc),
         )
         self._report = ConsumerReport(bus_metrics(metrics), group)

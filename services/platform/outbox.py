@@ -8,7 +8,8 @@ unit of work).
 
 from __future__ import annotations
 
-import uuid
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -80,13 +81,31 @@ def current_traceparent() -> str:
     return carrier.get("traceparent", "")
 
 
-def envelope(event: Message, aggregate_id: str) -> Envelope:
+def new_event_id() -> str:
+    """A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+
+    Time-ordered, so the inbox's and the outbox's unique indexes on ``event_id`` grow at
+    their right edge: a transaction of many events dirties a few index pages, where random
+    (version 4) ids dirty one page per event once the index outgrows the cache.
+    """
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = value & _UUID7_CLEAR | _UUID7_SET
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_UUID7_CLEAR = ~(0xF << 76 | 0x3 << 62)  # the version and variant bits
+_UUID7_SET = 0x7 << 76 | 0x2 << 62  # version 7, variant RFC 9562
+
+
+def envelope(event: Message, aggregate_id: str, traceparent: str | None = None) -> Envelope:
+    """``event`` about ``aggregate_id``, now, in the current trace (or ``traceparent``)."""
     return Envelope(
-        event_id=str(uuid.uuid4()),
+        event_id=new_event_id(),
         event_type=event.DESCRIPTOR.full_name,
         aggregate_id=aggregate_id,
         occurred_at_us=now_us(),
-        traceparent=current_traceparent(),
+        traceparent=current_traceparent() if traceparent is None else traceparent,
         payload=event.SerializeToString(),
     )
 
@@ -132,7 +151,8 @@ class SqlOutbox:
         return item
 
     async def record_many(self, events: Sequence[tuple[Message, str]]) -> list[Envelope]:
-        items = [envelope(event, aggregate_id) for event, aggregate_id in events]
+        trace = current_traceparent()  # one transaction, one trace context
+        items = [envelope(event, aggregate_id, trace) for event, aggregate_id in events]
         if items:
             self._tx.outbox_written = True
             await self._tx.execute_many(_INSERT, [_row(self._stream, item) for item in items])

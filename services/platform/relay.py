@@ -35,7 +35,9 @@ _UNPUBLISHED = (
     .order_by(outbox.c.id)
     .limit(sa.bindparam("limit"))
 )
-_MARK = sa.update(outbox).where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
+# One prepared statement for every row (executemany): an IN list of a thousand ids would be
+# expanded into new SQL on every round, which cost more than the update itself.
+_MARK = sa.update(outbox).where(outbox.c.id == sa.bindparam("row_id"))
 _BACKLOG = (
     sa.select(sa.func.count(), sa.func.min(outbox.c.occurred_at_us))
     .select_from(outbox)
@@ -165,7 +167,7 @@ class OutboxRelay:
     async def _mark(self, ids: list[int]) -> None:
         now = now_us()
         async with self._db.write() as tx:
-            await tx.execute(_MARK, {"published_at_us": now, "ids": ids})
+            await tx.execute_many(_MARK, [{"published_at_us": now, "row_id": i} for i in ids])
 
     async def _refresh_backlog(self) -> None:
         if self._metrics is None or time.monotonic() - self._backlog_at < _BACKLOG_REFRESH_SECONDS:

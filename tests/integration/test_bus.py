@@ -81,6 +81,39 @@ def test_stream_entries_carry_exactly_the_envelope_fields() -> None:
     assert decode({str(k).encode(): bytes(v) for k, v in fields.items()}) == item  # type: ignore[arg-type]
 
 
+async def test_one_publish_adds_every_streams_envelopes_in_order_even_after_redis_forgot_the_script(
+    bus: Bus, new_context: Callable[[], str]
+) -> None:
+    first, second = stream_name(new_context()), stream_name(new_context())
+    items = [outbox.envelope(StringValue(value=f"v{i}"), f"agg-{i % 2}") for i in range(5)]
+    await bus.client.script_flush()  # what a restarted Redis has forgotten
+
+    ids = await bus.publish_many({first: items[:3], second: items[3:], "unused": []})
+
+    assert set(ids) == {first, second}
+    for stream, sent in ((first, items[:3]), (second, items[3:])):
+        entries = await bus.client.xrange(stream)
+        assert [entry_id.decode() for entry_id, _ in entries] == ids[stream]
+        assert [decode(fields) for _, fields in entries] == sent
+    assert await bus.client.exists("unused") == 0
+
+
+async def test_a_bus_with_a_max_length_trims_its_streams_as_it_publishes(
+    redis_url: str, new_context: Callable[[], str]
+) -> None:
+    stream = stream_name(new_context())
+    bus = Bus.from_url(redis_url, max_length=10)
+    try:
+        for batch in range(5):
+            items = [outbox.envelope(StringValue(value=f"{batch}-{i}"), "a") for i in range(200)]
+            last = (await bus.publish(stream, items))[-1]
+        assert await bus.client.xlen(stream) < 1000  # MAXLEN ~: whole nodes of entries
+        [(newest, _)] = await bus.client.xrevrange(stream, count=1)
+        assert newest.decode() == last
+    finally:
+        await bus.close()
+
+
 async def test_relay_publishes_committed_rows_promptly_and_marks_them(
     db: Database, bus: Bus, new_context: Callable[[], str]
 ) -> None:

@@ -10,14 +10,20 @@ there on is applied, and the caller retries it later without counting a delivery
 
 from __future__ import annotations
 
+import functools
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from contextvars import Token
 from typing import Any
 
 import sqlalchemy as sa
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 
+from services.platform import telemetry
 from services.platform.bus.dead_letters import aggregate_key
 from services.platform.bus.group import Delivery
 from services.platform.clock import now_us
@@ -29,10 +35,20 @@ log = logging.getLogger("emporium.consumer")
 #: A handler runs in the consumer's transaction (``db.write()``), with the inbox row.
 Handler = Callable[[Transaction, Envelope], Awaitable[None]]
 
-_SEEN = sa.select(inbox.c.event_id).where(
-    inbox.c.consumer == sa.bindparam("consumer"),
-    inbox.c.event_id.in_(sa.bindparam("ids", expanding=True)),
-)
+
+@functools.cache
+def _seen(size: int) -> sa.Select[tuple[str]]:
+    """Which of ``size`` event ids the inbox holds: an ``IN`` of ``size`` parameters.
+
+    Compiled once per size (the statement cache keys on the object) where an expanding
+    ``IN`` would be expanded into new SQL on every call, which cost more than the query.
+    """
+    ids: list[sa.BindParameter[str]] = [sa.bindparam(f"id{i}") for i in range(size)]
+    return sa.select(inbox.c.event_id).where(
+        inbox.c.consumer == sa.bindparam("consumer"), inbox.c.event_id.in_(ids)
+    )
+
+
 _RECORD = sa.insert(inbox)
 Ready = tuple[Delivery, Envelope]
 #: ``handled``, ``duplicate``, ``unhandled``, ``deferred`` or the handler's own error.
@@ -57,14 +73,18 @@ class _HandlerFailed(Exception):
 
 
 class Applier:
-    """Runs ``handlers`` for consumer group ``group`` against ``db``'s inbox."""
+    """Runs ``handlers`` for consumer group ``group`` against ``db``'s inbox.
+
+    ``tracer``: where the handlers' spans go; without one, the process's (recorded only
+    when an exporter is configured, see :mod:`services.platform.telemetry`).
+    """
 
     def __init__(
         self,
         db: Database,
         group: str,
         handlers: Mapping[str, Handler],
-        tracer: trace.Tracer,
+        tracer: trace.Tracer | None,
         transient: Callable[[BaseException], bool],
     ) -> None:
         self.db = db
@@ -162,10 +182,18 @@ class Applier:
                 return "duplicate"
             return "handled" if handler is not None else "unhandled"
 
-    def span(self, entry: Delivery, envelope: Envelope) -> Any:
-        """A CONSUMER span continuing the trace of the envelope's traceparent."""
+    def span(self, entry: Delivery, envelope: Envelope) -> AbstractContextManager[Any]:
+        """A CONSUMER span continuing the trace of the envelope's traceparent.
+
+        When nothing records, only that trace is made current (under an unrecorded span,
+        as :func:`telemetry.server_span` does for an RPC): the handler's calls and events
+        carry its trace id, at a fraction of what a span through the tracer costs.
+        """
+        if self._tracer is None and not telemetry.recording():
+            return _InTrace(envelope.traceparent)
         carrier = {"traceparent": envelope.traceparent} if envelope.traceparent else {}
-        return self._tracer.start_as_current_span(
+        tracer = self._tracer or trace.get_tracer("emporium.bus")
+        return tracer.start_as_current_span(
             f"{entry.stream} process",
             context=propagate.extract(carrier),
             kind=trace.SpanKind.CONSUMER,
@@ -178,6 +206,29 @@ class Applier:
                 "emporium.event_type": envelope.event_type,
             },
         )
+
+
+_rng = random.Random()
+
+
+class _InTrace:
+    """The trace of a ``traceparent`` (a new one without) as the current context."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, traceparent: str) -> None:
+        parent = telemetry.parse_traceparent(traceparent)
+        trace_id = parent.trace_id if parent is not None else _rng.getrandbits(128) or 1
+        span = NonRecordingSpan(SpanContext(trace_id, _rng.getrandbits(64) or 1, is_remote=False))
+        self._context = trace.set_span_in_context(span)
+        self._token: Token[otel_context.Context] | None = None
+
+    def __enter__(self) -> None:
+        self._token = otel_context.attach(self._context)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)
 
 
 def _inbox_row(envelope: Envelope, group: str, now: int) -> dict[str, Any]:
@@ -194,7 +245,13 @@ class _Transactions:
         return self._db.write()
 
     async def seen(self, work: Transaction, group: str, ids: Sequence[str]) -> set[str]:
-        rows = await work.fetch_all(_SEEN, {"consumer": group, "ids": list(ids)})
+        if not ids:
+            return set()
+        # Sizes rounded up to a power of two, the last id repeated: few statements.
+        size = 1 << max(len(ids) - 1, 0).bit_length()
+        params: dict[str, Any] = {f"id{i}": ids[min(i, len(ids) - 1)] for i in range(size)}
+        params["consumer"] = group
+        rows = await work.fetch_all(_seen(size), params)
         return {row["event_id"] for row in rows}
 
     async def record(self, work: Transaction, rows: Sequence[dict[str, Any]]) -> None:

@@ -15,8 +15,9 @@ from redis.exceptions import ResponseError
 
 from services.platform.bus.streams import Bus, dead_letter_stream, text
 
-#: Redis before 7 has no XINFO lag; it is counted up to this many entries.
-_LAG_COUNT_LIMIT = 10_000
+#: Redis before 7 has no XINFO lag; it is counted up to this many entries (read whole,
+#: once a second while the group is behind: kept small).
+_LAG_COUNT_LIMIT = 1_000
 
 
 @dataclass(slots=True)
@@ -70,27 +71,31 @@ class GroupMember:
     async def read_new(self, count: int, block_ms: int, probe: str | None = None) -> list[Delivery]:
         """XREADGROUP ``>``: entries never delivered to the group, waiting up to ``block_ms``.
 
-        The entries given to :meth:`ack_later` are acknowledged first, in the same round
-        trip: Redis runs both in one event-loop turn, which at ``appendfsync always`` is
-        one fsync instead of two. ``probe``: a key whose existence is checked in the same
-        trip (:attr:`probe_found`), before the read.
+        The entries given to :meth:`ack_later` are acknowledged in the same round trip,
+        queued *behind* the read. While the read blocks, Redis leaves them in the
+        connection's buffer; it runs them in the event-loop turn that ends the wait: the
+        turn of the XADD that brings new entries, which fsyncs once for the XADD, the
+        read's own bookkeeping and the acks (at ``appendfsync always``, an ack sent on its
+        own costs an fsync of its own, and the next XADD waits behind it). So a round's
+        acknowledgements arrive at most ``block_ms`` later. ``probe``: a key whose
+        existence is checked in the same trip, once the read returns (:attr:`probe_found`).
         """
         streams = dict.fromkeys(self.streams, ">")
         block = max(1, block_ms)  # never 0: that would block forever
         acks, self._acks = self._acks, defaultdict(list)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xreadgroup(self.group, self.name, streams, count=count, block=block)
+                if probe is not None:
+                    pipe.exists(probe)
                 for stream, ids in acks.items():
                     if ids:
                         pipe.xack(stream, self.group, *ids)
-                if probe is not None:
-                    pipe.exists(probe)
-                pipe.xreadgroup(self.group, self.name, streams, count=count, block=block)
                 results = await pipe.execute()
-            response = results[-1]
-            self.probe_found = probe is None or bool(results[-2])
+            response = results[0]
+            self.probe_found = probe is None or bool(results[1])
         except BaseException:
-            self.ack_later(acks)
+            self.ack_later(acks)  # not known to have arrived: send them again
             raise
         return [
             Delivery(text(stream), text(entry_id), fields or {}, 1)
@@ -208,13 +213,17 @@ class GroupMember:
                     await self.redis.xgroup_delconsumer(stream, self.group, name)
 
     async def backlog(self, stream: str) -> tuple[int, int | None]:
-        """(pending entries, entries not yet delivered to the group).
+        """(pending entries, entries not yet delivered to the group), in one round trip.
 
         Redis 7 reports the lag in XINFO GROUPS; before 7 it is counted past the group's
-        last-delivered id, up to ``_LAG_COUNT_LIMIT``.
+        last-delivered id, up to ``_LAG_COUNT_LIMIT`` (a second trip, reading entries).
         """
-        pending = int((await self.redis.xpending(stream, self.group))["pending"])
-        for info in await self.redis.xinfo_groups(stream):
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xpending(stream, self.group)
+            pipe.xinfo_groups(stream)
+            summary, groups = await pipe.execute()
+        pending = int(summary["pending"])
+        for info in groups:
             if text(info["name"]) == self.group:
                 lag = info.get("lag")
                 if lag is not None:

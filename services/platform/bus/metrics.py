@@ -7,9 +7,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from opentelemetry import propagate, trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.platform import telemetry
 from services.platform.metrics import Metrics, OldestAge, PerRegistry
 from services.platform.outbox import Envelope
 
@@ -107,9 +107,8 @@ def bus_metrics(metrics: Metrics | None) -> BusMetrics | None:
 
 def _trace_id(traceparent: str) -> str:
     """The trace id (32 hex digits) of a W3C ``traceparent``, or ``""``."""
-    carrier = {"traceparent": traceparent} if traceparent else {}
-    context = trace.get_current_span(propagate.extract(carrier)).get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else ""
+    parent = telemetry.parse_traceparent(traceparent)
+    return format(parent.trace_id, "032x") if parent is not None else ""
 
 
 class ConsumerReport:
@@ -119,14 +118,22 @@ class ConsumerReport:
         self._metrics = metrics
         self._group = group
         self._refreshed_at = 0.0
+        # Each event counts once: the labelled children are looked up once, not per event.
+        self._processed: dict[tuple[str, str], Counter] = {}
+        self._delivery = None if metrics is None else metrics.delivery_seconds.labels(group)
 
     def processed(self, envelope: Envelope, outcome: str) -> None:
         if self._metrics is not None:
-            self._metrics.processed.labels(self._group, envelope.event_type, outcome).inc()
-            if outcome != "duplicate":
+            key = (envelope.event_type, outcome)
+            counter = self._processed.get(key)
+            if counter is None:
+                counter = self._metrics.processed.labels(self._group, *key)
+                self._processed[key] = counter
+            counter.inc()
+            if outcome != "duplicate" and self._delivery is not None:
                 age = time.time() - envelope.occurred_at_us / 1_000_000
-                self._metrics.delivery_seconds.labels(self._group).observe(max(age, 0.0))
-        if outcome == "handled":
+                self._delivery.observe(max(age, 0.0))
+        if outcome == "handled" and log.isEnabledFor(logging.INFO):
             # The access log covers RPCs; this line puts the event's effect in its trace
             # too (one order, one trace id, across the bus).
             log.info(

@@ -9,6 +9,7 @@ consuming through :class:`services.platform.consumer.Consumer`. See docs/messagi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -19,10 +20,30 @@ from services.platform.outbox import Envelope
 
 #: The fields of a stream entry, in envelope order.
 FIELDS = ("event_id", "event_type", "aggregate_id", "occurred_at_us", "traceparent", "payload")
+_BYTE_FIELDS = tuple(name.encode() for name in FIELDS)
 
 # Longer than any consumer's BLOCK, so a blocking read is never cut short by the socket.
 _SOCKET_TIMEOUT = 15.0
 MAX_BLOCK_MS = 10_000
+
+# KEYS: the streams; ARGV: the MAXLEN ("" for none), then per envelope the index of its
+# stream in KEYS and its six fields, in FIELDS order. Returns the entry ids in order.
+_PUBLISH = """
+local maxlen = ARGV[1]
+local ids = {}
+for i = 2, #ARGV, 7 do
+  local stream = KEYS[tonumber(ARGV[i])]
+  local fields = {'event_id', ARGV[i + 1], 'event_type', ARGV[i + 2],
+    'aggregate_id', ARGV[i + 3], 'occurred_at_us', ARGV[i + 4],
+    'traceparent', ARGV[i + 5], 'payload', ARGV[i + 6]}
+  if maxlen == '' then
+    ids[#ids + 1] = redis.call('XADD', stream, '*', unpack(fields))
+  else
+    ids[#ids + 1] = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  end
+end
+return ids
+"""
 
 
 def stream_name(context: str) -> str:
@@ -58,18 +79,24 @@ class MalformedEntry(ValueError):
 
 def decode(fields: Mapping[bytes, bytes] | Mapping[str, bytes]) -> Envelope:
     """The envelope carried by a stream entry; raises :class:`MalformedEntry`."""
-    values = {(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()}
-    missing = [name for name in FIELDS if name not in values]
-    if missing:
-        raise MalformedEntry(f"missing fields: {', '.join(missing)}")
+    raw: Mapping[Any, bytes] = fields
+    if all(key in raw for key in _BYTE_FIELDS):  # as read from Redis: bytes keys
+        values = [raw[key] for key in _BYTE_FIELDS]
+    else:
+        named = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+        missing = [name for name in FIELDS if name not in named]
+        if missing:
+            raise MalformedEntry(f"missing fields: {', '.join(missing)}")
+        values = [named[name] for name in FIELDS]
+    event_id, event_type, aggregate_id, occurred_at_us, traceparent, payload = values
     try:
         return Envelope(
-            event_id=values["event_id"].decode(),
-            event_type=values["event_type"].decode(),
-            aggregate_id=values["aggregate_id"].decode(),
-            occurred_at_us=int(values["occurred_at_us"]),
-            traceparent=values["traceparent"].decode(),
-            payload=bytes(values["payload"]),
+            event_id=event_id.decode(),
+            event_type=event_type.decode(),
+            aggregate_id=aggregate_id.decode(),
+            occurred_at_us=int(occurred_at_us),
+            traceparent=traceparent.decode(),
+            payload=bytes(payload),
         )
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedEntry(f"unreadable field: {exc}") from exc
@@ -87,6 +114,7 @@ class Bus:
     def __init__(self, client: Redis, *, max_length: int | None = None) -> None:
         self.client = client
         self._max_length = max_length
+        self._publish = client.register_script(_PUBLISH)  # EVALSHA, loaded again if lost
 
     @classmethod
     def from_url(cls, url: str, *, max_length: int | None = None) -> Bus:
@@ -106,21 +134,25 @@ class Bus:
         return ids.get(stream, [])
 
     async def publish_many(self, batches: Mapping[str, Sequence[Envelope]]) -> dict[str, list[str]]:
-        """XADDs every stream's envelopes, in order, in one round trip, as one MULTI.
+        """XADDs every stream's envelopes, in order, in one round trip, as one script.
 
-        MULTI makes Redis execute the whole batch in the event-loop turn that receives
-        EXEC, so with ``appendfsync always`` it costs one fsync however many events it
-        holds. (A plain pipeline is read 16 KB per turn, and each turn fsyncs: about one
-        fsync per 60 events, measured 10 times slower for 1,000 events.) Returns the entry ids
+        A script runs whole in the event-loop turn that receives it, so with ``appendfsync
+        always`` the batch costs one fsync however many events it holds (Redis logs its
+        XADDs as one MULTI). One command with the envelopes as arguments is also a third of
+        the client's work of a MULTI of XADDs (packing a command per event, parsing a
+        QUEUED per event): 7 ms instead of 25 ms of CPU for 1,000 events. (A plain pipeline
+        is worse still: read 16 KB per turn, and each turn fsyncs.) Returns the entry ids
         by stream.
         """
-        if not any(batches.values()):
+        batches = {stream: envelopes for stream, envelopes in batches.items() if envelopes}
+        if not batches:
             return {}
-        async with self.client.pipeline(transaction=True) as pipe:
-            for stream, envelopes in batches.items():
-                for item in envelopes:
-                    pipe.xadd(stream, encode(item), maxlen=self._max_length, approximate=True)
-            ids = iter(await pipe.execute())
+        args: list[EncodableT] = [self._max_length or ""]
+        for index, envelopes in enumerate(batches.values(), start=1):
+            for item in envelopes:
+                args += (index, item.event_id, item.event_type, item.aggregate_id)
+                args += (item.occurred_at_us, item.traceparent, item.payload)
+        ids = iter(await self._publish(keys=list(batches), args=args))
         return {
             stream: [text(next(ids)) for _ in envelopes] for stream, envelopes in batches.items()
         }
