@@ -9,6 +9,8 @@ locked database is waited out with an asynchronous backoff.
   second process on the file), writes serialized in-process by an asyncio lock.
 - Reader connections (``BEGIN DEFERRED``, ``query_only``): reads never take the writer's
   lock, and run while a write transaction is open.
+- WAL checkpoints in a worker thread after commits (:mod:`sqlite_checkpoint`), never
+  inside a COMMIT on the loop's thread.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from services.platform.db import (
 )
 from services.platform.db_scope import TransactionScope
 from services.platform.retry import Backoff
+from services.platform.sqlite_checkpoint import Checkpointer
 
 T = TypeVar("T")
 
@@ -135,6 +138,7 @@ class SqliteBackend:
         self._lock = asyncio.Lock()
         self._writer: sqlite3.Connection | None = None
         self._readers: list[sqlite3.Connection] = []
+        self.checkpointer = None if self._shared else Checkpointer(database)
 
     def is_transient(self, exc: BaseException) -> bool:
         return is_transient(exc)
@@ -150,6 +154,8 @@ class SqliteBackend:
             await tx.scalar(_SELECT_ONE)
 
     async def close(self) -> None:
+        if self.checkpointer is not None:
+            await self.checkpointer.close()
         for connection in [*self._readers, *([self._writer] if self._writer else [])]:
             connection.close()
         self._readers.clear()
@@ -171,6 +177,9 @@ class SqliteBackend:
             connection.execute("PRAGMA foreign_keys=ON")
             if reader:
                 connection.execute("PRAGMA query_only=ON")
+            elif self.checkpointer is not None:
+                # The checkpointer copies the WAL back, off the loop's thread, not COMMIT.
+                connection.execute("PRAGMA wal_autocheckpoint=0")
         except BaseException:
             connection.close()
             raise
@@ -187,6 +196,8 @@ class SqliteBackend:
             connection.execute("ROLLBACK")
             return
         await self._waiting_out_locks(lambda: connection.execute("COMMIT"))
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
 
     async def _waiting_out_locks(self, attempt: Callable[[], T]) -> T:
         """``attempt()``, tried again after a short, growing pause while another process

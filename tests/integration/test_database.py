@@ -215,3 +215,29 @@ async def test_a_missing_table_is_not_transient(db: Database) -> None:
         await read()
     assert not isinstance(caught.value, DatabaseBusy)
     assert not db.is_transient(caught.value)
+
+
+async def test_sqlite_checkpoints_the_wal_after_commits_off_the_loop_thread(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}"
+    database = Database(url, MIGRATIONS, lock_wait_seconds=0.5)
+    await database.migrate()
+    try:
+        for n in range(200):
+            async with database.write() as tx:
+                await tx.execute(_ADD, {"event_id": f"e{n}", "value": "x" * 100})
+        backend = database._backend
+        checkpointer = backend.checkpointer
+        assert checkpointer is not None
+        assert backend._writer is not None
+        # COMMIT never checkpoints on the writer: the checkpointer does, after the commits.
+        assert backend._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        for _ in range(50):
+            if checkpointer.done:
+                break
+            await asyncio.sleep(0.05)
+        assert checkpointer.done >= 1
+        async with database.read() as tx:
+            assert await tx.scalar(_COUNT) == 200
+    finally:
+        await database.dispose()
+    assert backend._writer is None
