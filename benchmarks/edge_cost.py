@@ -208,6 +208,12 @@ async def run(plan: Plan, work: Path, layout: Layout, full_max: float, log: Log)
             for name, (address, child) in edges.items():
                 await sample(name, fixed_rate.rest_get(address, rest_path), child)
             log(f"P3 run {number + 1} at {schedule.rate}/s ({schedule.describe()}) done")
+    _fill(result, samples)
+    return result
+
+
+def _fill(result: EdgeCostResult, samples: dict[str, list[Sample]]) -> None:
+    """The figures of ``result`` from the samples of every way and variant."""
     result.generator_cores = Spread.of(
         s.result.generator_cores for found in samples.values() for s in found
     )
@@ -221,4 +227,3 @@ async def run(plan: Plan, work: Path, layout: Layout, full_max: float, log: Log)
         result.added_p50_ms[way] = Spread.of(t.result.p50_ms - d.result.p50_ms for t, d in pairs)
         result.added_p99_ms[way] = Spread.of(t.result.p99_ms - d.result.p99_ms for t, d in pairs)
     result.variants = {n: summarize(VARIANTS[n][0], samples[n]) for n in VARIANTS}
-    return result
