@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -147,6 +148,12 @@ def read_log(text: str, begin_us: int, end_us: int) -> tuple[list[int], int, int
     return latencies, issued, failed
 
 
+def data_bytes(output: str) -> int | None:
+    """The bytes of response bodies in h2load's summary."""
+    found = re.search(r"\((\d+)\) data", output)
+    return int(found.group(1)) if found else None
+
+
 def command(request: Request, schedule: Schedule, seconds: float, log_file: Path) -> list[str]:
     """h2load's argv for ``seconds`` of ``request`` at ``schedule``."""
     each = math.ceil(schedule.per_connection * seconds)
@@ -189,6 +196,10 @@ async def run(
     latencies, issued, failed = read_log(text, round(begin * 1e6), round((begin + seconds) * 1e6))
     if issued == 0:
         raise RuntimeError(f"h2load made no requests in the window: {output[-600:]}")
+    if not request.http1 and data_bytes(output) == 0:
+        # gRPC errors come as HTTP 200 with grpc-status in the trailers, which h2load
+        # does not read; a GetProduct answer has a body, an error none.
+        failed, latencies = issued, []
     return RateRun(
         offered=schedule.rate,
         throughput=len(latencies) / seconds,

@@ -101,7 +101,8 @@ def _p3_method(p3: EdgeCostResult) -> list[str]:
         "Envoy's CPU is `/proc/<pid>/stat` (utime + stime, every thread) over the same "
         "window, divided by the rate achieved. h2load itself used "
         f"{p3.generator_cores.text(3, ' core')}. Errors are requests without a 2xx answer "
-        "(h2load reads the HTTP status, not `grpc-status`).",
+        "(h2load reads the HTTP status, not `grpc-status`: a gRPC run whose answers carry no "
+        "body at all counts every request as an error).",
         "",
     ]
 

@@ -65,3 +65,13 @@ def test_the_log_counts_only_the_requests_that_started_inside_the_window() -> No
     assert latencies == [1500, 2500]
     assert issued == 4
     assert failed == 2
+
+
+def test_the_body_bytes_are_read_from_the_summary() -> None:
+    summary = (
+        "requests: 320 total, 320 started, 320 done, 320 succeeded, 0 failed, 0 errored\n"
+        "traffic: 68.62KB (70270) total, 1.99KB (2040) headers (space savings 94.75%), "
+        "74.53KB (76320) data\n"
+    )
+    assert fixed_rate.data_bytes(summary) == 76320
+    assert fixed_rate.data_bytes("no summary") is None
