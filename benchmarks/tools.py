@@ -60,7 +60,7 @@ def have(name: str) -> bool:
     return shutil.which(name) is not None
 
 
-def _children_cpu() -> float:
+def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
@@ -72,10 +72,10 @@ def taskset(cpus: Sequence[int] | None) -> list[str]:
     return ["taskset", "-c", ",".join(str(c) for c in cpus)]
 
 
-async def _run(argv: list[str], seconds: float) -> tuple[str, float]:
+async def run(argv: list[str], seconds: float) -> tuple[str, float]:
     """Runs a tool to the end; its output and the CPU seconds it used (the kernel's
     accounting of reaped children: /proc is gone once it exits)."""
-    before = _children_cpu()
+    before = children_cpu()
     process = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
@@ -85,7 +85,7 @@ async def _run(argv: list[str], seconds: float) -> tuple[str, float]:
         process.kill()
         await process.wait()
         raise
-    return output.decode(errors="replace"), max(0.0, _children_cpu() - before)
+    return output.decode(errors="replace"), max(0.0, children_cpu() - before)
 
 
 def grpc_body(product_id: str, path: Path) -> Path:
@@ -133,7 +133,7 @@ def parse_wrk(text: str) -> tuple[float, float, float, float, int]:
     )
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     """h2load's DURATION: an integer with a unit."""
     return f"{max(1, round(seconds * 1000))}ms"
 
@@ -156,9 +156,9 @@ async def h2load_grpc(
         "-m",
         str(streams),
         "--warm-up-time",
-        _duration(warmup),
+        duration(warmup),
         "-D",
-        _duration(seconds),
+        duration(seconds),
         "-d",
         str(body),
         "-H",
@@ -167,7 +167,7 @@ async def h2load_grpc(
         "te: trailers",
         f"http://{address}{GET_PRODUCT}",
     ]
-    text, spent = await _run(argv, seconds + warmup)
+    text, spent = await run(argv, seconds + warmup)
     rate, mean, failed = parse_h2load(text)
     nan = float("nan")
     return ToolRun(rate, nan, nan, mean, failed, spent / (seconds + warmup), text)
@@ -186,6 +186,6 @@ async def wrk(
     for header in headers:
         argv += ["-H", header]
     argv += ["--latency", url]
-    text, spent = await _run(argv, seconds)
+    text, spent = await run(argv, seconds)
     rate, p50, p99, mean, errors = parse_wrk(text)
     return ToolRun(rate, p50, p99, mean, errors, spent / seconds, text)

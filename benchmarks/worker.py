@@ -1,11 +1,13 @@
 """A load-generator process: ``python -m benchmarks.worker``.
 
 It reads one JSON command per line on stdin, runs it and answers one JSON line on
-stdout, so a measurement costs no interpreter start. Commands say what to call (gRPC
-GetProduct, REST GET, or a whole order: PlaceOrder then WatchOrder until CONFIRMED), how
-(closed loop: ``concurrency`` calls always in flight; open loop: ``rate`` calls per
-second started on schedule whatever the answers do), when (``start_at``, wall clock, so
-several workers start together) and for how long (``warmup`` then ``duration``).
+stdout, so a measurement costs no interpreter start. It drives the flows no external
+generator can: a whole order, PlaceOrder then WatchOrder until CONFIRMED (over gRPC or
+REST); the fixed-rate reads of P3 come from h2load (:mod:`benchmarks.fixed_rate`).
+Commands say what to call, how (closed loop: ``concurrency`` calls always in flight; open
+loop: ``rate`` calls per second started on schedule whatever the answers do), when
+(``start_at``, wall clock, so several workers start together) and for how long
+(``warmup`` then ``duration``).
 
 Latency is measured from the moment a call is issued to its answer; in the open loop the
 lateness of issuing against the schedule is reported separately (``lag_p99_us``), so a
@@ -26,8 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from emporium.catalog.v1 import catalog_service_pb2 as catalog_pb
-from emporium.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
 from emporium.order.v1 import order_service_pb2 as order_pb
 from emporium.order.v1 import order_service_pb2_grpc as order_grpc
 from grpc import aio
@@ -110,22 +110,6 @@ def _order_request(product_id: str) -> order_pb.PlaceOrderRequest:
 def make_call(target: dict[str, Any], clients: Clients, connections: int) -> Call:
     """The one request a command repeats, by ``target["kind"]``."""
     kind = target["kind"]
-    if kind == "grpc":
-        stub = catalog_grpc.CatalogServiceStub(clients.channel(target["address"]))
-        request = catalog_pb.GetProductRequest(product_id=target["product_id"])
-
-        async def get_product() -> None:
-            await stub.GetProduct(request, timeout=10)
-
-        return get_product
-    if kind == "rest":
-        pool = clients.pool(target["address"], connections)
-        prepared = pool.request(target["path"], target.get("headers"))
-
-        async def get_rest() -> None:
-            await pool.get(prepared)
-
-        return get_rest
     if kind == "order":
         return _order_call(target, clients)
     if kind == "rest-order":
