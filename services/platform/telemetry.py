@@ -85,24 +85,34 @@ def traceparent() -> str | None:
     )
 
 
+def unrecorded_span(parent: SpanContext | None) -> NonRecordingSpan:
+    """A span that records nothing, in ``parent``'s trace (a new trace id without one)."""
+    trace_id = parent.trace_id if parent is not None else _rng.getrandbits(128) or 1
+    return NonRecordingSpan(SpanContext(trace_id, _rng.getrandbits(64) or 1, is_remote=False))
+
+
+@contextmanager
+def unrecorded_trace(parent: SpanContext | None) -> Iterator[trace.Span]:
+    """Makes an :func:`unrecorded_span` current while the block runs: the trace id reaches
+    logs, outgoing calls and events at the cost of a context switch."""
+    span = unrecorded_span(parent)
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        yield span
+    finally:
+        otel_context.detach(token)
+
+
 @contextmanager
 def server_span(method: str, header: str | None) -> Iterator[trace.Span]:
     """The span of one incoming RPC, current while the handler runs.
 
-    Unrecorded (the default): a NonRecordingSpan in the caller's trace (or a new trace id),
-    so the trace id reaches logs, outgoing calls and events at the cost of a context switch.
+    Unrecorded (the default): an :func:`unrecorded_trace` in the caller's trace.
     """
     parent = parse_traceparent(header)
     if not _recording or _tracer is None:
-        trace_id = parent.trace_id if parent is not None else _rng.getrandbits(128) or 1
-        span: trace.Span = NonRecordingSpan(
-            SpanContext(trace_id, _rng.getrandbits(64) or 1, is_remote=False)
-        )
-        token = otel_context.attach(trace.set_span_in_context(span))
-        try:
+        with unrecorded_trace(parent) as span:
             yield span
-        finally:
-            otel_context.detach(token)
         return
     ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
     with _tracer.start_as_current_span(

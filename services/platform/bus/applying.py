@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from contextvars import Token
 from typing import Any
 
 import sqlalchemy as sa
-from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from services.platform import telemetry
 from services.platform.bus.dead_letters import aggregate_key
@@ -190,7 +186,7 @@ class Applier:
         carry its trace id, at a fraction of what a span through the tracer costs.
         """
         if self._tracer is None and not telemetry.recording():
-            return _InTrace(envelope.traceparent)
+            return telemetry.unrecorded_trace(telemetry.parse_traceparent(envelope.traceparent))
         carrier = {"traceparent": envelope.traceparent} if envelope.traceparent else {}
         tracer = self._tracer or trace.get_tracer("emporium.bus")
         return tracer.start_as_current_span(
@@ -206,29 +202,6 @@ class Applier:
                 "emporium.event_type": envelope.event_type,
             },
         )
-
-
-_rng = random.Random()
-
-
-class _InTrace:
-    """The trace of a ``traceparent`` (a new one without) as the current context."""
-
-    __slots__ = ("_context", "_token")
-
-    def __init__(self, traceparent: str) -> None:
-        parent = telemetry.parse_traceparent(traceparent)
-        trace_id = parent.trace_id if parent is not None else _rng.getrandbits(128) or 1
-        span = NonRecordingSpan(SpanContext(trace_id, _rng.getrandbits(64) or 1, is_remote=False))
-        self._context = trace.set_span_in_context(span)
-        self._token: Token[otel_context.Context] | None = None
-
-    def __enter__(self) -> None:
-        self._token = otel_context.attach(self._context)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._token is not None:
-            otel_context.detach(self._token)
 
 
 def _inbox_row(envelope: Envelope, group: str, now: int) -> dict[str, Any]:
