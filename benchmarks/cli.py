@@ -273,7 +273,7 @@ async def run(args: argparse.Namespace) -> int:
         ok = True
     finally:
         results.seconds = time.monotonic() - started
-        results.machine.load_after = os.getloadavg()
+        results.machine.finish()
         if ok:
             (out / "benchmarks.md").write_text(report.render(results))
             figure.draw(results, out / report.PLOT_NAME)

@@ -9,6 +9,7 @@ import platform
 import re
 import sqlite3
 import subprocess
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,40 @@ class Machine:
     versions: dict[str, str] = field(default_factory=dict)
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #: Seconds this interpreter takes for a fixed pure-Python loop: a yardstick for
+    #: comparing figures measured on different machines of the same kind.
+    python_loop_s: float = 0.0
+    #: CPU ticks (all, stolen by the hypervisor) at the start, from /proc/stat.
+    ticks_before: tuple[int, int] = (0, 0)
+    #: Share of CPU time the hypervisor stole while the run went on.
+    stolen: float | None = None
+
+    def finish(self) -> None:
+        """Records the load and the stolen share at the end of the run."""
+        self.load_after = os.getloadavg()
+        total, steal = _ticks()
+        if total > self.ticks_before[0]:
+            self.stolen = (steal - self.ticks_before[1]) / (total - self.ticks_before[0])
+
+
+def _ticks() -> tuple[int, int]:
+    """All CPU ticks and the stolen ones so far (``/proc/stat``'s first line)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields[:8]), fields[7]
+    return 0, 0
+
+
+def python_loop_seconds(rounds: int = 3) -> float:
+    """The best of ``rounds`` timings of ten million integer additions in a Python loop."""
+    best = float("inf")
+    for _ in range(rounds):
+        begin = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - begin)
+    return best
 
 
 def _cpu_model() -> str:
@@ -95,6 +130,8 @@ async def describe(postgres_url: str | None) -> Machine:
         kernel=f"{platform.system()} {platform.release()}",
         when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         load_before=os.getloadavg(),
+        python_loop_s=python_loop_seconds(),
+        ticks_before=_ticks(),
     )
     machine.versions = {
         "Python": platform.python_version(),

@@ -59,6 +59,14 @@ def _machine(results: Results) -> list[str]:
             "load average (1 min) before / after",
             f"{machine.load_before[0]:.2f} / {machine.load_after[0]:.2f}",
         ],
+        [
+            "Python speed: 10⁷ additions in a loop (best of 3)",
+            f"{machine.python_loop_s:.2f} s",
+        ],
+        [
+            "CPU time stolen by the hypervisor during the run",
+            "not read" if machine.stolen is None else f"{machine.stolen:.1%}",
+        ],
     ]
     rows += [[name, version] for name, version in machine.versions.items()]
     return ["## Machine and versions", "", *table(["", ""], rows)]
