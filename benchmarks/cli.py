@@ -21,7 +21,18 @@ from typing import TypeVar
 import psutil  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
-from benchmarks import bus, edge_cost, figure, footprint, orders, p1, peer, report, rest_read
+from benchmarks import (
+    bus,
+    edge_cost,
+    figure,
+    footprint,
+    orders,
+    p1,
+    peer,
+    report,
+    rest_read,
+    rpc_cost,
+)
 from benchmarks.headline import headline
 from benchmarks.loadgen import ROOT
 from benchmarks.machine import describe
@@ -160,6 +171,12 @@ async def _mesh_sections(
                     rest_read.run(plan, mesh, edges, the_peer, layout, work / "p4", log, profile),
                 )
             if "p5" in wanted:
+                results.rpc_cost = await _guarded(
+                    results,
+                    "P5 RPC cost",
+                    log,
+                    rpc_cost.measure(work / "rpc-cost", layout, plan.window),
+                )
                 address, child = edges["cached"]
                 sqlite = await _guarded(
                     results,

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks import pyspy
 from benchmarks import targets as t
@@ -57,10 +59,46 @@ class OrdersResult:
     half: Step | None = None
     rss_under_load: dict[str, float] = field(default_factory=dict)
     profiles: list[pyspy.Profile] = field(default_factory=list)
+    #: RPCs served per PlaceOrder with 32 shoppers, by ``Service/Method`` (health left out).
+    rpcs_per_order: dict[str, float] = field(default_factory=dict)
 
     @property
     def capacity(self) -> Spread:
         return self.closed.throughput if self.closed is not None else UNKNOWN
+
+
+_PLACE = "OrderService/PlaceOrder"
+
+
+def rpc_counts(mesh: Mesh) -> dict[str, float]:
+    """Every service's ``grpc_server_handled_total`` by ``Service/Method``, summed over
+    status codes, from its metrics endpoint."""
+    counts: dict[str, float] = {}
+    for name in mesh.children:
+        url = f"http://127.0.0.1:{mesh.env[name]['METRICS_PORT']}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name != "grpc_server_handled_total":
+                    continue
+                service = sample.labels["grpc_service"].rsplit(".", 1)[-1]
+                method = f"{service}/{sample.labels['grpc_method']}"
+                if not sample.labels["grpc_service"].startswith("grpc.health"):
+                    counts[method] = counts.get(method, 0.0) + sample.value
+    return counts
+
+
+def per_order(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """The RPCs served between two :func:`rpc_counts`, per PlaceOrder served."""
+    placed = after.get(_PLACE, 0.0) - before.get(_PLACE, 0.0)
+    if placed <= 0:
+        return {}
+    delta = {m: (n - before.get(m, 0.0)) / placed for m, n in after.items()}
+    return {m: n for m, n in sorted(delta.items()) if n >= 0.01}
 
 
 def _postgres_pids() -> dict[str, int]:
@@ -148,7 +186,9 @@ async def run(
         Generators(plan.order_workers, None, work / "logs") as generators,
         _sampling(peak),
     ):
+        before = await asyncio.to_thread(rpc_counts, mesh)
         result.closed = await _step(plan, mesh, pids, generators, closed)
+        result.rpcs_per_order = per_order(before, await asyncio.to_thread(rpc_counts, mesh))
         log(
             f"P5 ({mesh.backend}): {plan.shoppers} shoppers → "
             f"{result.closed.throughput.median:.1f} confirmed/s, "

@@ -12,6 +12,7 @@ from benchmarks.orders import OrdersResult
 from benchmarks.p1 import P1Result
 from benchmarks.plan import Plan
 from benchmarks.rest_read import RestReadResult
+from benchmarks.rpc_cost import RpcCost
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Results:
     p3: EdgeCostResult | None = None
     p4: RestReadResult | None = None
     orders: list[OrdersResult] = field(default_factory=list)
+    rpc_cost: RpcCost | None = None
     bus: BusResult | None = None
     footprint: FootprintResult | None = None
     notes: list[str] = field(default_factory=list)

@@ -8,6 +8,7 @@ from benchmarks import targets as t
 from benchmarks.markdown import at_least, at_most, check, ms, table
 from benchmarks.orders import OrdersResult, Step
 from benchmarks.results import Results
+from benchmarks.rpc_cost import RpcCost, floor
 from benchmarks.stats import MISSING
 
 
@@ -76,7 +77,31 @@ def orders_section(results: Results) -> list[str]:
     ]
     for found in results.orders:
         out += _orders(found, results.machine.cores)
+        if results.rpc_cost is not None and found.rpcs_per_order and found.closed is not None:
+            out += _transport_floor(found, results.rpc_cost, results.machine.cores)
     return out
+
+
+def _transport_floor(found: OrdersResult, cost: RpcCost, cores: int) -> list[str]:
+    """What the RPCs an order crosses cost by themselves, and the rate that allows."""
+    assert found.closed is not None
+    spent = found.closed.cpu_ms_per_order
+    low = floor(cost, found.rpcs_per_order, spent.get("envoy", 0.0), spent.get("redis", 0.0), cores)
+    out = [
+        f"The transport floor: an order crosses **{low.rpcs:.1f} RPCs** (served, counted from "
+        f"the services' `grpc_server_handled_total` per PlaceOrder; {low.from_services:.1f} of "
+        "them made by a service, the rest by the edge). A bare `grpc.aio` unary call "
+        f"(`benchmarks/rpc_cost.py`, same run) costs {cost.server_ms:.2f} ms of CPU to serve "
+        f"and {cost.client_ms:.2f} ms to make here. Those calls plus Envoy's and Redis's "
+        f"measured share come to **{low.ms_per_order:.1f} ms per order**, "
+        f"{low.ms_per_order / found.closed.cpu_ms_total:.0%} of what an order costs: if "
+        "handlers, SQLite, logging and the bus cost nothing, this machine's "
+        f"{cores} cores would confirm at most **{low.orders_per_s:.0f} orders/s** with this "
+        "design.",
+        "",
+    ]
+    rows = [[f"`{method}`", f"{n:.2f}"] for method, n in found.rpcs_per_order.items()]
+    return out + table(["RPC served", "per order"], rows)
 
 
 def bus_section(results: Results) -> list[str]:
