@@ -108,11 +108,16 @@ def upgrade(connection: Connection, migrations: Path) -> None:
             env.run_migrations()
 
 
+def source_snapshot(migrations: Path) -> Path:
+    """Where the source tree keeps the snapshot of the service of ``migrations``
+    (``gen/sqlite/<service>.sql``), which ``python -m services.platform.migrations`` writes."""
+    return SOURCE_SNAPSHOTS / f"{migrations.parent.name}.sql"
+
+
 def snapshot_file(migrations: Path) -> Path:
-    """The SQLite snapshot of the service whose migrations folder is ``migrations``."""
-    name = f"{migrations.parent.name}.sql"
-    source = SOURCE_SNAPSHOTS / name
-    return source if source.exists() else INSTALLED_SNAPSHOTS / name
+    """The SQLite snapshot a start uses: the source tree's, else the installed one."""
+    source = source_snapshot(migrations)
+    return source if source.exists() else INSTALLED_SNAPSHOTS / source.name
 
 
 def snapshot_revision(snapshot: Path) -> str | None:
@@ -203,7 +208,7 @@ def main() -> int:
     ``gen/sqlite/``."""
     SOURCE_SNAPSHOTS.mkdir(parents=True, exist_ok=True)
     for folder in service_migrations():
-        snapshot = SOURCE_SNAPSHOTS / f"{folder.parent.name}.sql"
+        snapshot = source_snapshot(folder)
         snapshot.write_text(sqlite_snapshot(folder))
         print(f"wrote {snapshot}")
     return 0

@@ -25,7 +25,7 @@ from services.platform.migrations import (
     create_from_snapshot,
     newest_revision,
     service_migrations,
-    snapshot_file,
+    source_snapshot,
     sqlite_snapshot,
     upgrade_database,
 )
@@ -149,7 +149,7 @@ async def test_a_database_ahead_of_the_code_refuses_to_start(backend: str, tmp: 
 
 @pytest.mark.parametrize("folder", service_migrations(), ids=lambda f: f.parent.name)
 def test_each_sqlite_snapshot_is_what_its_migrations_build(folder: Path) -> None:
-    committed = snapshot_file(folder)
+    committed = source_snapshot(folder)
     assert committed.read_text() == sqlite_snapshot(folder), (
         f"{committed} is stale: run python -m services.platform.migrations"
     )
