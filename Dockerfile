@@ -15,6 +15,7 @@ RUN python -m venv /opt/emporium
 WORKDIR /src
 COPY pyproject.toml ./
 COPY gen/python gen/python
+COPY gen/sqlite gen/sqlite
 COPY services services
 # Byte-compile at build time: the root filesystem is read-only at run time.
 RUN /opt/emporium/bin/pip install . \

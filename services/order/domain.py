@@ -11,14 +11,14 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+# The card PlaceOrder takes and the saga keeps while it runs (never in an event or a log).
+from services.platform.cards import Card as Card
 from services.platform.errors import FailedPrecondition, FieldViolation, InvalidArgument, Validator
 
 MAX_LINES, MAX_QUANTITY = 50, 100
 MAX_IDEMPOTENCY_KEY = 128
-_CARD_NUMBER = re.compile(r"^[0-9]{12,19}$")
-_CVC = re.compile(r"^[0-9]{3,4}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
@@ -56,21 +56,6 @@ class Address:
     city: str
     postal_code: str
     country_code: str
-
-
-@dataclass(frozen=True, slots=True)
-class Card:
-    """Card details: kept only in the running saga, never in an event or a log."""
-
-    number: str = field(repr=False)
-    expiry_month: int
-    expiry_year: int
-    cvc: str = field(repr=False)
-    holder_name: str
-
-    @property
-    def last4(self) -> str:
-        return self.number[-4:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +109,7 @@ class PlaceOrder:
                 v.check(line.product_id not in seen, f"lines[{i}].product_id", "is a duplicate")
                 seen.add(line.product_id)
                 v.positive(line.quantity, f"lines[{i}].quantity", maximum=MAX_QUANTITY)
-        card = self.card
-        if v.check(bool(_CARD_NUMBER.match(card.number)), "card.number", "must be 12-19 digits"):
-            v.check(_luhn_valid(card.number), "card.number", "is not a valid card number")
-        v.check(1 <= card.expiry_month <= 12, "card.expiry_month", "must be 1-12")
-        v.check(2000 <= card.expiry_year <= 2199, "card.expiry_year", "must be a 4-digit year")
-        v.check(bool(_CVC.match(card.cvc)), "card.cvc", "must be 3 or 4 digits")
-        v.text(card.holder_name, "card.holder_name", max_len=100, required=False)
+        self.card.check(v)
         address = self.address
         v.text(address.name, "shipping_address.name", max_len=100)
         v.text(address.line1, "shipping_address.line1", max_len=200)
@@ -143,15 +122,6 @@ class PlaceOrder:
             "must be an ISO 3166-1 alpha-2 code, e.g. DE",
         )
         v.raise_if_any()
-
-
-def _luhn_valid(number: str) -> bool:
-    total = 0
-    for i, digit in enumerate(int(d) for d in reversed(number)):
-        if i % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
 
 
 def price_lines(

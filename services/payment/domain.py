@@ -1,4 +1,5 @@
-"""Payment's domain: money, cards, payments and their state machine. Standard library only.
+"""Payment's domain: money, payments and their state machine (the card they are authorized
+with is platform/cards.py's). Standard library only.
 
 A payment is created by an authorization, which the processor approves (AUTHORIZED),
 declines (DECLINED) or fails (FAILED: error or timeout; nothing is held). From AUTHORIZED
@@ -12,16 +13,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from services.platform.cards import Card as Card  # the card payment authorizes with
 from services.platform.errors import FailedPrecondition, FieldViolation, InvalidArgument, Validator
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
-CARD_NUMBER = re.compile(r"^[0-9]{12,19}$")
-CVC = re.compile(r"^[0-9]{3,4}$")
 MAX_AMOUNT_MINOR = 10**12
-MAX_KEY, MAX_ID, MAX_HOLDER, MAX_REASON = 128, 64, 100, 200
-MIN_EXPIRY_YEAR, MAX_EXPIRY_YEAR = 2000, 2199
+MAX_KEY, MAX_ID, MAX_REASON = 128, 64, 200
 
 
 class PaymentStatus(enum.StrEnum):
@@ -56,44 +55,6 @@ class Money:
             f"{field}.currency_code",
             "must be an ISO 4217 code of three upper-case letters",
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Card:
-    """Card details as given for one authorization; never stored, never logged."""
-
-    number: str = field(repr=False)
-    expiry_month: int
-    expiry_year: int
-    cvc: str = field(repr=False)
-    holder_name: str = ""
-
-    @property
-    def last4(self) -> str:
-        return self.number[-4:]
-
-    def check(self, v: Validator) -> None:
-        if v.check(bool(CARD_NUMBER.match(self.number)), "card.number", "must be 12-19 digits"):
-            v.check(luhn_valid(self.number), "card.number", "is not a valid card number")
-        v.check(1 <= self.expiry_month <= 12, "card.expiry_month", "must be between 1 and 12")
-        v.check(
-            MIN_EXPIRY_YEAR <= self.expiry_year <= MAX_EXPIRY_YEAR,
-            "card.expiry_year",
-            f"must be a four-digit year between {MIN_EXPIRY_YEAR} and {MAX_EXPIRY_YEAR}",
-        )
-        v.check(bool(CVC.match(self.cvc)), "card.cvc", "must be 3 or 4 digits")
-        v.text(self.holder_name, "card.holder_name", max_len=MAX_HOLDER, required=False)
-
-
-def luhn_valid(number: str) -> bool:
-    """The Luhn (mod 10) checksum every card number carries."""
-    total = 0
-    for position, char in enumerate(reversed(number)):
-        digit = int(char)
-        if position % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
 
 
 @dataclass(frozen=True, slots=True)

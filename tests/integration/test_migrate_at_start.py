@@ -1,10 +1,10 @@
 """``Database.migrate`` at a service's start: Alembic runs only when the database is behind.
 
 On SQLite and PostgreSQL: a fresh database is migrated to the newest revision (a SQLite
-file from the folder's schema snapshot, without Alembic); one already there is left alone
-without Alembic ever being imported; one a migration behind gets the missing one; one ahead
-of the code still refuses to start, as Alembic always made it. Every snapshot is what its
-migrations build, and a stale one is never used.
+file from the service's schema snapshot in gen/sqlite/, without Alembic); one already there
+is left alone without Alembic ever being imported; one a migration behind gets the missing
+one; one ahead of the code still refuses to start, as Alembic always made it. Every
+snapshot is what its migrations build, and a stale one is never used.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import sqlalchemy as sa
 from services.identity.main import MIGRATIONS
 from services.platform.db import Database
 from services.platform.migrations import (
-    SQLITE_SNAPSHOT,
     canonical_sql,
     create_from_snapshot,
     newest_revision,
     service_migrations,
+    source_snapshot,
     sqlite_snapshot,
     upgrade_database,
 )
@@ -99,11 +99,10 @@ async def test_a_start_on_a_migrated_database_never_imports_alembic(
 
 
 def _only_the_first_migration(tmp: Path) -> Path:
-    """Identity's migrations as they were before 0002 (with their own snapshot)."""
+    """Identity's migrations as they were before 0002."""
     older = tmp / "older"
     (older / "versions").mkdir(parents=True)
     shutil.copy(MIGRATIONS / "versions" / "0001_users_and_signing_keys.py", older / "versions")
-    (older / SQLITE_SNAPSHOT).write_text(sqlite_snapshot(older))
     return older
 
 
@@ -150,9 +149,9 @@ async def test_a_database_ahead_of_the_code_refuses_to_start(backend: str, tmp: 
 
 @pytest.mark.parametrize("folder", service_migrations(), ids=lambda f: f.parent.name)
 def test_each_sqlite_snapshot_is_what_its_migrations_build(folder: Path) -> None:
-    committed = (folder / SQLITE_SNAPSHOT).read_text()
-    assert committed == sqlite_snapshot(folder), (
-        f"{folder / SQLITE_SNAPSHOT} is stale: run python -m services.platform.migrations"
+    committed = source_snapshot(folder)
+    assert committed.read_text() == sqlite_snapshot(folder), (
+        f"{committed} is stale: run python -m services.platform.migrations"
     )
 
 
@@ -175,9 +174,11 @@ def test_a_file_with_tables_is_left_as_it_is(tmp: Path) -> None:
 async def test_a_stale_snapshot_is_not_used(tmp: Path) -> None:
     # 0002 added without rewriting the snapshot: Alembic builds the database instead.
     folder = _only_the_first_migration(tmp)
+    snapshot = tmp / "identity.sql"
+    snapshot.write_text(sqlite_snapshot(folder))
     shutil.copy(MIGRATIONS / "versions" / "0002_outbox.py", folder / "versions")
     path = tmp / "identity.db"
-    assert not create_from_snapshot(str(path), folder)
+    assert not create_from_snapshot(str(path), folder, snapshot)
     assert await _revisions_after_migrate(f"sqlite+aiosqlite:///{path}", folder) == {"0002"}
     assert "outbox" in _schema_names(path)
 

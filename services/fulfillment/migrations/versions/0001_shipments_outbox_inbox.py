@@ -1,8 +1,4 @@
-"""Shipments, the outbox and the inbox.
-
-Revision ID: 0001
-Revises:
-"""
+"""Shipments, the outbox and the inbox."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,8 +7,6 @@ from services.platform.outbox import create_inbox_table, create_outbox_table
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,4 @@
-"""The outbox for UserRegistered events.
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""The outbox for UserRegistered events."""
 
 from alembic import op
 
@@ -10,8 +6,6 @@ from services.platform.outbox import create_outbox_table
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,4 @@
-"""Order events, order views, idempotency keys, sagas, outbox and inbox.
-
-Revision ID: 0001
-Revises:
-"""
+"""Order events, order views, idempotency keys, sagas, outbox and inbox."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,8 +7,6 @@ from services.platform.outbox import create_inbox_table, create_outbox_table
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

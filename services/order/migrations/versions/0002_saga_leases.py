@@ -1,16 +1,10 @@
-"""Saga ownership: the owning instance, its lease and a version for compare-and-set.
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""Saga ownership: the owning instance, its lease and a version for compare-and-set."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

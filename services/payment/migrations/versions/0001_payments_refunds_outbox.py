@@ -1,8 +1,4 @@
-"""Payments, refunds and the outbox.
-
-Revision ID: 0001
-Revises:
-"""
+"""Payments, refunds and the outbox."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,8 +7,6 @@ from services.platform.outbox import create_outbox_table
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,10 @@
-"""Authorizations expire: each payment records when its hold ends.
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""Authorizations expire: each payment records when its hold ends."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 #: The hold given to authorizations made before holds existed (the service's default).
 DEFAULT_HOLD_US = 7 * 24 * 3600 * 1_000_000

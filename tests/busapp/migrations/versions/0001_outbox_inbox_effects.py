@@ -1,8 +1,4 @@
-"""Outbox, inbox and an effects table: the schema the bus tests run against.
-
-Revision ID: 0001
-Revises:
-"""
+"""Outbox, inbox and an effects table: the schema the bus tests run against."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,8 +7,6 @@ from services.platform.outbox import create_inbox_table, create_outbox_table
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
