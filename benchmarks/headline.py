@@ -7,6 +7,7 @@ from benchmarks import targets as t
 from benchmarks.markdown import at_least, at_most, ms, signed_ms
 from benchmarks.orders import OrdersResult
 from benchmarks.results import Results
+from benchmarks.rpc_cost import floor
 from benchmarks.stats import TIMES
 
 Row = tuple[str, str, str, bool | None]
@@ -119,6 +120,18 @@ def _p5(results: Results) -> list[Row]:
                 total <= t.ORDERS_CPU_MS if closed.cpu_ms_per_order else None,
             )
         )
+        if results.rpc_cost is not None and found.rpcs_per_order:
+            cores = results.machine.cores
+            low = floor(results.rpc_cost, found.rpcs_per_order, closed.cpu_ms_per_order, cores)
+            rows.append(
+                (
+                    f"P5 transport floor on {name}: {low.rpcs:.0f} RPCs per order at a bare "
+                    "grpc.aio call's cost, plus Envoy and Redis",
+                    f"{low.ms_per_order:.1f} ms per order → at most {low.orders_per_s:.0f}/s",
+                    "(a floor, no target)",
+                    None,
+                )
+            )
     return rows
 
 

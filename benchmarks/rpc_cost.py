@@ -47,11 +47,14 @@ class TransportFloor:
 
 
 def floor(
-    cost: RpcCost, rpcs_per_order: dict[str, float], edge_ms: float, redis_ms: float, cores: int
+    cost: RpcCost, rpcs_per_order: dict[str, float], cpu_ms_per_order: dict[str, float], cores: int
 ) -> TransportFloor:
+    """The floor of an order that crossed ``rpcs_per_order`` while every process spent
+    ``cpu_ms_per_order`` (Envoy's and Redis's shares count as they were measured)."""
     served = sum(rpcs_per_order.values())
     from_services = sum(n for method, n in rpcs_per_order.items() if method not in EDGE_CALLED)
-    ms = served * cost.server_ms + from_services * cost.client_ms + edge_ms + redis_ms
+    ms = served * cost.server_ms + from_services * cost.client_ms
+    ms += cpu_ms_per_order.get("envoy", 0.0) + cpu_ms_per_order.get("redis", 0.0)
     return TransportFloor(served, from_services, ms, cores * 1000 / ms if ms > 0 else 0.0)
 
 

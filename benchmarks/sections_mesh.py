@@ -85,8 +85,7 @@ def orders_section(results: Results) -> list[str]:
 def _transport_floor(found: OrdersResult, cost: RpcCost, cores: int) -> list[str]:
     """What the RPCs an order crosses cost by themselves, and the rate that allows."""
     assert found.closed is not None
-    spent = found.closed.cpu_ms_per_order
-    low = floor(cost, found.rpcs_per_order, spent.get("envoy", 0.0), spent.get("redis", 0.0), cores)
+    low = floor(cost, found.rpcs_per_order, found.closed.cpu_ms_per_order, cores)
     out = [
         f"The transport floor: an order crosses **{low.rpcs:.1f} RPCs** (served, counted from "
         f"the services' `grpc_server_handled_total` per PlaceOrder; {low.from_services:.1f} of "
