@@ -36,7 +36,7 @@ def configure(service: str, version: str, otlp_endpoint: str | None) -> None:
 
     Without an endpoint the SDK is not even imported (≈ 0.5 MB resident): nothing records,
     and the API's own provider hands out non-recording tracers, which is all the
-    unrecorded paths (:func:`server_span`, the bus's ``_InTrace``) need.
+    unrecorded paths (:func:`server_span`, :func:`unrecorded_trace`) need.
     """
     global _configured, _recording, _tracer
     if _configured:
