@@ -31,7 +31,7 @@ from services.fulfillment.domain import (
 )
 from services.fulfillment.ports import FulfillmentTx, FulfillmentUnitOfWork
 from services.platform import auth
-from services.platform.clock import now_us as wall_clock_us
+from services.platform.clock import now_us
 from services.platform.errors import FailedPrecondition, NotFound
 from services.platform.outbox import Envelope
 
@@ -57,7 +57,7 @@ def _check(event: order_events.OrderConfirmed) -> None:
 def order_confirmed_handler(
     carrier: Carrier | None = None,
     *,
-    now_us: Callable[[], int] = wall_clock_us,
+    clock: Callable[[], int] = now_us,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> EventHandler:
     """The OrderConfirmed effect with its carrier, clock and id source."""
@@ -73,7 +73,7 @@ def order_confirmed_handler(
                     "not dispatching a cancelled order", extra={"order_id": confirmed.order_id}
                 )
             return
-        now = now_us()
+        now = clock()
         created = Shipment(
             shipment_id=new_id(),
             order_id=confirmed.order_id,
@@ -110,11 +110,11 @@ class Fulfillment:
         self,
         uow: FulfillmentUnitOfWork,
         *,
-        now_us: Callable[[], int] = wall_clock_us,
+        clock: Callable[[], int] = now_us,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._uow = uow
-        self._now_us = now_us
+        self._clock = clock
         self._new_id = new_id
 
     async def cancel_shipment(self, command: CancelShipment) -> Shipment:
@@ -126,7 +126,7 @@ class Fulfillment:
         async with self._uow.write() as tx:
             shipment = await tx.shipments.by_order(command.order_id)
             if shipment is None:
-                fresh = cancelled(self._new_id(), command.order_id, self._now_us())
+                fresh = cancelled(self._new_id(), command.order_id, self._clock())
                 if await tx.shipments.add(fresh):
                     log.info("shipment cancelled", extra={"order_id": command.order_id})
                     return fresh

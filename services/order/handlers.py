@@ -27,7 +27,7 @@ from services.order.saga_runner import SagaRunner
 from services.order.saga_store import Lease
 from services.platform import deadlines
 from services.platform.auth import Caller, may_read
-from services.platform.clock import now_us as wall_clock_us
+from services.platform.clock import now_us
 from services.platform.errors import (
     FailedPrecondition,
     NotFound,
@@ -60,7 +60,7 @@ class OrderCommands:
         queries: OrderQueries,
         lease: Lease,
         *,
-        now_us: Callable[[], int] = wall_clock_us,
+        clock: Callable[[], int] = now_us,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         cancel_wait: float = 5.0,
     ) -> None:
@@ -70,7 +70,7 @@ class OrderCommands:
         self._runner = runner
         self._queries = queries
         self._lease = lease
-        self._now_us = now_us
+        self._clock = clock
         self._new_id = new_id
         self._cancel_wait = cancel_wait
 
@@ -84,7 +84,7 @@ class OrderCommands:
             return await self._replayed(caller, earlier, fingerprint)
         products = await self._catalog.products([line.product_id for line in command.lines])
         lines, total = price_lines(command.lines, products)
-        order_id, now = self._new_id(), self._now_us()
+        order_id, now = self._new_id(), self._clock()
         placed = Order.place(order_id, caller.subject, command, lines, total, now)
         try:
             async with self._uow.write() as tx:
@@ -148,7 +148,7 @@ class OrderCommands:
                 return False  # idempotent
             if order.status is OrderStatus.PENDING:
                 if saga.cancel_reason is None:
-                    await tx.sagas.request_cancel(order_id, reason, self._now_us())
+                    await tx.sagas.request_cancel(order_id, reason, self._clock())
                 return False
             if order.status is OrderStatus.CONFIRMED:
                 return not saga.running
@@ -165,7 +165,7 @@ class OrderCommands:
             order = await tx.orders.load(order_id)
             if saga is None or saga.running or order.status is not OrderStatus.CONFIRMED:
                 return False
-            now = self._now_us()
+            now = self._clock()
             owner, expires = self._lease.owner, self._lease.expiry(now)
             await tx.sagas.reopen_for_cancel(order_id, reason, now, owner, expires)
             return True

@@ -34,7 +34,7 @@ from services.payment.domain import (
 from services.payment.ports import PaymentTx, PaymentUnitOfWork
 from services.payment.processor import Processor
 from services.platform import auth
-from services.platform.clock import now_us as _now_us
+from services.platform.clock import now_us
 from services.platform.errors import AlreadyExists, Conflict, NotFound
 
 log = logging.getLogger("emporium.payment")
@@ -61,14 +61,14 @@ class Payments:
         *,
         processor_timeout: float = 5.0,
         hold_seconds: float = DEFAULT_HOLD_SECONDS,
-        now_us: Callable[[], int] = _now_us,
+        clock: Callable[[], int] = now_us,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._uow = uow
         self._processor = processor
         self._processor_timeout = processor_timeout
         self._hold_us = int(hold_seconds * 1_000_000)
-        self._now_us = now_us
+        self._clock = clock
         self._new_id = new_id
         self._recording: set[asyncio.Future[Payment]] = set()
 
@@ -112,7 +112,7 @@ class Payments:
             return PROCESSOR_FAILED
 
     async def _record(self, command: AuthorizePayment, result: ProcessorResult) -> Payment:
-        now = self._now_us()
+        now = self._clock()
         payment = Payment(
             payment_id=self._new_id(),
             idempotency_key=command.idempotency_key,
@@ -146,7 +146,7 @@ class Payments:
         auth.require_service(ORDER_SERVICE)
         command.validate()
         async with self._locked(command.payment_id) as (tx, payment):
-            now = self._now_us()
+            now = self._clock()
             if payment.expired(now):
                 # Release the hold now rather than at the next sweep, then refuse.
                 await self._void(tx, payment.void(now), EXPIRED_REASON)
@@ -165,7 +165,7 @@ class Payments:
     async def expire_due(self, limit: int) -> int:
         """Voids up to ``limit`` authorizations whose hold ended; how many were due."""
         async with self._uow.write() as tx:
-            now = self._now_us()
+            now = self._clock()
             due = await tx.payments.expired_authorizations(now, limit)
             for payment in due:
                 await self._void(tx, payment.void(now), EXPIRED_REASON)
@@ -182,7 +182,7 @@ class Payments:
         auth.require_service(ORDER_SERVICE)
         command.validate()
         async with self._locked(command.payment_id) as (tx, payment):
-            voided = payment.void(self._now_us())
+            voided = payment.void(self._clock())
             if voided is payment:
                 return payment
             await self._void(tx, voided, command.reason)
@@ -202,7 +202,7 @@ class Payments:
                             "this idempotency key was already used for a different refund amount"
                         )
                     return payment
-            now = self._now_us()
+            now = self._clock()
             refunded, amount = payment.refund(command.amount, now)
             await repository.save(refunded)
             await repository.add_refund(
