@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,19 +22,11 @@ from services.catalog.ports import CatalogUnitOfWork
 from services.platform import auth
 from services.platform.clock import now_us
 from services.platform.errors import FieldViolation, InvalidArgument, NotFound
+from services.platform.ids import time_ordered_id
 from services.platform.paging import PageTokens
 
 #: ListProducts pages: after the last product id, for one category and search text.
 PRODUCT_PAGES = PageTokens("catalog.products.v1", (str,))
-
-
-def new_product_id() -> str:
-    """A UUIDv7 (RFC 9562): time-ordered, so listing by id lists by creation time."""
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64
-    value |= 0b10 << 62 | rand & (2**62 - 1)
-    return str(uuid.UUID(int=value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +48,7 @@ class Catalog:
         uow: CatalogUnitOfWork,
         cache: ProductCache | None = None,
         *,
-        new_id: Callable[[], str] = new_product_id,
+        new_id: Callable[[], str] = time_ordered_id,  # listing by id lists by creation time
         clock: Callable[[], int] = now_us,
     ) -> None:
         self._uow = uow

@@ -13,7 +13,6 @@ whose shipment was cancelled first (:meth:`Fulfillment.cancel_shipment`).
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 
 from emporium.order.v1 import events_pb2 as order_events
@@ -33,6 +32,7 @@ from services.fulfillment.ports import FulfillmentTx, FulfillmentUnitOfWork
 from services.platform import auth
 from services.platform.clock import now_us
 from services.platform.errors import FailedPrecondition, NotFound
+from services.platform.ids import random_id
 from services.platform.outbox import Envelope
 
 log = logging.getLogger("emporium.fulfillment")
@@ -58,7 +58,7 @@ def order_confirmed_handler(
     carrier: Carrier | None = None,
     *,
     clock: Callable[[], int] = now_us,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> EventHandler:
     """The OrderConfirmed effect with its carrier, clock and id source."""
     handover_to = carrier or SimulatedCarrier()
@@ -111,7 +111,7 @@ class Fulfillment:
         uow: FulfillmentUnitOfWork,
         *,
         clock: Callable[[], int] = now_us,
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_id: Callable[[], str] = random_id,
     ) -> None:
         self._uow = uow
         self._clock = clock

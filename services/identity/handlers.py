@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 from services.identity.codec import user_registered
@@ -13,6 +12,7 @@ from services.identity.tokens import SigningKey, TokenIssuer
 from services.platform import auth
 from services.platform.clock import now_us
 from services.platform.errors import AlreadyExists, FailedPrecondition, NotFound, Unauthenticated
+from services.platform.ids import random_id
 
 
 class Identity:
@@ -29,7 +29,7 @@ class Identity:
         issuer: TokenIssuer,
         *,
         reserved: frozenset[str] = frozenset(),
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_id: Callable[[], str] = random_id,
         clock: Callable[[], int] = now_us,
     ) -> None:
         self._uow = uow

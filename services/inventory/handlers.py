@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Callable
 
 from services.inventory import codec
@@ -23,6 +22,7 @@ from services.inventory.ports import InventoryTx, InventoryUnitOfWork
 from services.platform import auth
 from services.platform.clock import now_us
 from services.platform.errors import Conflict, FailedPrecondition, NotFound
+from services.platform.ids import random_id
 
 #: The only caller allowed to reserve, release and commit stock.
 ORDER_SERVICE = "order"
@@ -36,7 +36,7 @@ class Inventory:
         uow: InventoryUnitOfWork,
         *,
         clock: Callable[[], int] = now_us,
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_id: Callable[[], str] = random_id,
     ) -> None:
         self._uow = uow
         self._clock = clock

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import astuple
 
@@ -33,6 +32,7 @@ from services.platform.errors import (
     NotFound,
     Validator,
 )
+from services.platform.ids import random_id
 
 log = logging.getLogger("emporium.order")
 
@@ -61,7 +61,7 @@ class OrderCommands:
         lease: Lease,
         *,
         clock: Callable[[], int] = now_us,
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_id: Callable[[], str] = random_id,
         cancel_wait: float = 5.0,
     ) -> None:
         self._uow = uow

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
 
 from services.payment import codec
@@ -36,6 +35,7 @@ from services.payment.processor import Processor
 from services.platform import auth
 from services.platform.clock import now_us
 from services.platform.errors import AlreadyExists, Conflict, NotFound
+from services.platform.ids import random_id
 
 log = logging.getLogger("emporium.payment")
 
@@ -62,7 +62,7 @@ class Payments:
         processor_timeout: float = 5.0,
         hold_seconds: float = DEFAULT_HOLD_SECONDS,
         clock: Callable[[], int] = now_us,
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_id: Callable[[], str] = random_id,
     ) -> None:
         self._uow = uow
         self._processor = processor
