@@ -17,17 +17,15 @@ from google.protobuf.message import Message
 from opentelemetry import propagate
 
 from services.platform.clock import now_us
-from services.platform.db import Transaction
+from services.platform.db import SERIAL_ID, Transaction
 from services.platform.ids import time_ordered_id
-
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 metadata = sa.MetaData()
 
 outbox = sa.Table(
     "outbox",
     metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("id", SERIAL_ID, primary_key=True, autoincrement=True),
     sa.Column("event_id", sa.String(36), nullable=False, unique=True),
     sa.Column("stream", sa.String(64), nullable=False),
     sa.Column("event_type", sa.String(200), nullable=False),
