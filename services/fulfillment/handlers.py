@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass
 
 from emporium.order.v1 import events_pb2 as order_events
 from google.protobuf import json_format
@@ -102,20 +103,15 @@ def order_confirmed_handler(
 handle_order_confirmed: EventHandler = order_confirmed_handler()
 
 
+@dataclass(slots=True, eq=False)
 class Fulfillment:
     """Serves shipments to the order's owner, admins and the order service, and decides
     cancellations for the order service."""
 
-    def __init__(
-        self,
-        uow: FulfillmentUnitOfWork,
-        *,
-        clock: Callable[[], int] = now_us,
-        new_id: Callable[[], str] = random_id,
-    ) -> None:
-        self._uow = uow
-        self._clock = clock
-        self._new_id = new_id
+    uow: FulfillmentUnitOfWork
+    _: KW_ONLY
+    clock: Callable[[], int] = now_us
+    new_id: Callable[[], str] = random_id
 
     async def cancel_shipment(self, command: CancelShipment) -> Shipment:
         """Records that the order must never be dispatched, unless it was already (then
@@ -123,10 +119,10 @@ class Fulfillment:
         the OrderConfirmed effect: whichever commits first wins."""
         auth.require_service("order")
         command.validate()
-        async with self._uow.write() as tx:
+        async with self.uow.write() as tx:
             shipment = await tx.shipments.by_order(command.order_id)
             if shipment is None:
-                fresh = cancelled(self._new_id(), command.order_id, self._clock())
+                fresh = cancelled(self.new_id(), command.order_id, self.clock())
                 if await tx.shipments.add(fresh):
                     log.info("shipment cancelled", extra={"order_id": command.order_id})
                     return fresh
@@ -139,7 +135,7 @@ class Fulfillment:
     async def get_shipment(self, query: GetShipment) -> Shipment:
         caller = auth.current_caller()
         query.validate()
-        async with self._uow.read() as tx:
+        async with self.uow.read() as tx:
             shipment = await tx.shipments.by_order(query.order_id)
         if shipment is None or not auth.may_read(caller, shipment.user_id, "order"):
             raise NotFound("no shipment for this order")  # others' orders are not disclosed
