@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 from google.protobuf.message import Message
 
@@ -25,19 +22,11 @@ from services.catalog.ports import CatalogUnitOfWork
 from services.platform import auth
 from services.platform.clock import now_us
 from services.platform.errors import FieldViolation, InvalidArgument, NotFound
+from services.platform.ids import time_ordered_id
 from services.platform.paging import PageTokens
 
 #: ListProducts pages: after the last product id, for one category and search text.
 PRODUCT_PAGES = PageTokens("catalog.products.v1", (str,))
-
-
-def new_product_id() -> str:
-    """A UUIDv7 (RFC 9562): time-ordered, so listing by id lists by creation time."""
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64
-    value |= 0b10 << 62 | rand & (2**62 - 1)
-    return str(uuid.UUID(int=value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +36,7 @@ class Page:
     total_size: int
 
 
+@dataclass(slots=True, eq=False)
 class Catalog:
     """Lists, reads, creates and changes products; records their events in the outbox.
 
@@ -54,27 +44,20 @@ class Catalog:
     writes go to the database and, once committed, to the cache.
     """
 
-    def __init__(
-        self,
-        uow: CatalogUnitOfWork,
-        cache: ProductCache | None = None,
-        *,
-        new_id: Callable[[], str] = new_product_id,
-        clock: Callable[[], int] = now_us,
-    ) -> None:
-        self._uow = uow
-        self.cache = cache if cache is not None else ProductCache()
-        self._new_id = new_id
-        self._clock = clock
+    uow: CatalogUnitOfWork
+    cache: ProductCache = field(default_factory=ProductCache)
+    _: KW_ONLY
+    new_id: Callable[[], str] = time_ordered_id  # listing by id lists by creation time
+    clock: Callable[[], int] = now_us
 
     async def load(self) -> None:
         """Fills the cache with every product."""
-        async with self._uow.read() as tx:
+        async with self.uow.read() as tx:
             self.cache.replace_all(await tx.products.all())
 
     async def refresh(self, product_id: str) -> None:
         """Reloads one product (another replica changed it)."""
-        async with self._uow.read() as tx:
+        async with self.uow.read() as tx:
             product = await tx.products.get(product_id)
         if product is not None:
             self.cache.put(product)
@@ -125,9 +108,9 @@ class Catalog:
         auth.require_admin()
         command.validate()
         assert command.price is not None  # validate() requires it
-        now = self._clock()
+        now = self.clock()
         product = Product(
-            product_id=self._new_id(),
+            product_id=self.new_id(),
             sku=command.sku,
             name=command.name,
             description=command.description,
@@ -138,7 +121,7 @@ class Catalog:
             created_at_us=now,
             updated_at_us=now,
         )
-        async with self._uow.write() as tx:
+        async with self.uow.write() as tx:
             await tx.products.add(product)
             await tx.outbox.record(codec.product_created(product), product.product_id)
         self.cache.put(product)
@@ -147,11 +130,11 @@ class Catalog:
     async def update_product(self, command: UpdateProduct) -> Product:
         auth.require_admin()
         command.validate()
-        async with self._uow.write() as tx:
+        async with self.uow.write() as tx:
             before = await tx.products.get(command.product_id, for_update=True)
             if before is None:
                 raise NotFound(f"no product {command.product_id}")
-            after = command.apply(before, self._clock())
+            after = command.apply(before, self.clock())
             if after is before:
                 return before
             await tx.products.save(after)

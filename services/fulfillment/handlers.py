@@ -13,8 +13,8 @@ whose shipment was cancelled first (:meth:`Fulfillment.cancel_shipment`).
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass
 
 from emporium.order.v1 import events_pb2 as order_events
 from google.protobuf import json_format
@@ -31,8 +31,9 @@ from services.fulfillment.domain import (
 )
 from services.fulfillment.ports import FulfillmentTx, FulfillmentUnitOfWork
 from services.platform import auth
-from services.platform.clock import now_us as wall_clock_us
+from services.platform.clock import now_us
 from services.platform.errors import FailedPrecondition, NotFound
+from services.platform.ids import random_id
 from services.platform.outbox import Envelope
 
 log = logging.getLogger("emporium.fulfillment")
@@ -57,8 +58,8 @@ def _check(event: order_events.OrderConfirmed) -> None:
 def order_confirmed_handler(
     carrier: Carrier | None = None,
     *,
-    now_us: Callable[[], int] = wall_clock_us,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    clock: Callable[[], int] = now_us,
+    new_id: Callable[[], str] = random_id,
 ) -> EventHandler:
     """The OrderConfirmed effect with its carrier, clock and id source."""
     handover_to = carrier or SimulatedCarrier()
@@ -73,7 +74,7 @@ def order_confirmed_handler(
                     "not dispatching a cancelled order", extra={"order_id": confirmed.order_id}
                 )
             return
-        now = now_us()
+        now = clock()
         created = Shipment(
             shipment_id=new_id(),
             order_id=confirmed.order_id,
@@ -102,20 +103,15 @@ def order_confirmed_handler(
 handle_order_confirmed: EventHandler = order_confirmed_handler()
 
 
+@dataclass(slots=True, eq=False)
 class Fulfillment:
     """Serves shipments to the order's owner, admins and the order service, and decides
     cancellations for the order service."""
 
-    def __init__(
-        self,
-        uow: FulfillmentUnitOfWork,
-        *,
-        now_us: Callable[[], int] = wall_clock_us,
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-    ) -> None:
-        self._uow = uow
-        self._now_us = now_us
-        self._new_id = new_id
+    uow: FulfillmentUnitOfWork
+    _: KW_ONLY
+    clock: Callable[[], int] = now_us
+    new_id: Callable[[], str] = random_id
 
     async def cancel_shipment(self, command: CancelShipment) -> Shipment:
         """Records that the order must never be dispatched, unless it was already (then
@@ -123,10 +119,10 @@ class Fulfillment:
         the OrderConfirmed effect: whichever commits first wins."""
         auth.require_service("order")
         command.validate()
-        async with self._uow.write() as tx:
+        async with self.uow.write() as tx:
             shipment = await tx.shipments.by_order(command.order_id)
             if shipment is None:
-                fresh = cancelled(self._new_id(), command.order_id, self._now_us())
+                fresh = cancelled(self.new_id(), command.order_id, self.clock())
                 if await tx.shipments.add(fresh):
                     log.info("shipment cancelled", extra={"order_id": command.order_id})
                     return fresh
@@ -139,7 +135,7 @@ class Fulfillment:
     async def get_shipment(self, query: GetShipment) -> Shipment:
         caller = auth.current_caller()
         query.validate()
-        async with self._uow.read() as tx:
+        async with self.uow.read() as tx:
             shipment = await tx.shipments.by_order(query.order_id)
         if shipment is None or not auth.may_read(caller, shipment.user_id, "order"):
             raise NotFound("no shipment for this order")  # others' orders are not disclosed

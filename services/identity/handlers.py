@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 from services.identity.codec import user_registered
 from services.identity.domain import ACCOUNTS_DOMAIN, CUSTOMER_ROLE, Login, Register, User
@@ -13,8 +13,10 @@ from services.identity.tokens import SigningKey, TokenIssuer
 from services.platform import auth
 from services.platform.clock import now_us
 from services.platform.errors import AlreadyExists, FailedPrecondition, NotFound, Unauthenticated
+from services.platform.ids import random_id
 
 
+@dataclass(slots=True, eq=False)
 class Identity:
     """Registers users, checks credentials, issues tokens and publishes public keys.
 
@@ -22,45 +24,35 @@ class Identity:
     account names (``svc-*``): only :meth:`ensure_account` creates those.
     """
 
-    def __init__(
-        self,
-        uow: IdentityUnitOfWork,
-        passwords: Passwords,
-        issuer: TokenIssuer,
-        *,
-        reserved: frozenset[str] = frozenset(),
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-        clock: Callable[[], int] = now_us,
-    ) -> None:
-        self._uow = uow
-        self._passwords = passwords
-        self.issuer = issuer
-        self._reserved = reserved
-        self._new_id = new_id
-        self._clock = clock
-        self.verification_keys: list[SigningKey] = [issuer.key]
+    uow: IdentityUnitOfWork
+    passwords: Passwords
+    issuer: TokenIssuer
+    _: KW_ONLY
+    reserved: frozenset[str] = frozenset()
+    new_id: Callable[[], str] = random_id
+    clock: Callable[[], int] = now_us
 
     async def register(self, command: Register) -> User:
-        command.validate(self._reserved)
+        command.validate(self.reserved)
         user = User(
-            user_id=self._new_id(),
+            user_id=self.new_id(),
             username=command.username,
             email=command.email.lower(),
             display_name=command.display_name.strip() or command.username,
             roles=(CUSTOMER_ROLE,),
-            created_at_us=self._clock(),
-            password_hash=await self._passwords.hash(command.password),
+            created_at_us=self.clock(),
+            password_hash=await self.passwords.hash(command.password),
         )
-        async with self._uow.write() as tx:
+        async with self.uow.write() as tx:
             await tx.users.add(user)
             await tx.outbox.record(user_registered(user), user.user_id)
         return user
 
     async def login(self, command: Login) -> tuple[str, User]:
         command.validate()
-        async with self._uow.read() as tx:
+        async with self.uow.read() as tx:
             user = await tx.users.by_username(command.username)
-        ok = await self._passwords.verify(
+        ok = await self.passwords.verify(
             None if user is None else user.password_hash, command.password
         )
         if user is None or not ok:
@@ -70,14 +62,14 @@ class Identity:
     async def get_user(self, user_id: str) -> User:
         if not auth.may_read(auth.current_caller(), user_id):
             raise NotFound("no such user")  # other users' existence is not disclosed
-        async with self._uow.read() as tx:
+        async with self.uow.read() as tx:
             user = await tx.users.get(user_id)
         if user is None:
             raise NotFound("no such user")
         return user
 
     def jwks(self) -> list[dict[str, str]]:
-        return [key.public_jwk() for key in self.verification_keys]
+        return [self.issuer.key.public_jwk()]
 
     async def ensure_account(
         self, user_id: str, username: str, password: str, roles: tuple[str, ...]
@@ -88,7 +80,7 @@ class Identity:
         customer who registered the name before it was reserved) is never adopted, as the
         account would then carry that user's password or roles.
         """
-        async with self._uow.read() as tx:
+        async with self.uow.read() as tx:
             existing = await tx.users.by_username(username)
         if existing is None:
             user = User(
@@ -97,15 +89,15 @@ class Identity:
                 email=f"{username}@{ACCOUNTS_DOMAIN}",
                 display_name=username,
                 roles=roles,
-                created_at_us=self._clock(),
-                password_hash=await self._passwords.hash(password),
+                created_at_us=self.clock(),
+                password_hash=await self.passwords.hash(password),
             )
             try:
-                async with self._uow.write() as tx:
+                async with self.uow.write() as tx:
                     await tx.users.add(user)
                 return
             except AlreadyExists:  # another replica created it meanwhile
-                async with self._uow.read() as tx:
+                async with self.uow.read() as tx:
                     existing = await tx.users.by_username(username)
         if existing is None or existing.user_id != user_id or set(existing.roles) != set(roles):
             raise FailedPrecondition(

@@ -7,7 +7,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import jwt
@@ -66,26 +66,19 @@ class SigningKey:
         }
 
 
+@dataclass(slots=True, eq=False)
 class TokenIssuer:
     """Mints access tokens for users and service accounts."""
 
-    def __init__(
-        self,
-        key: SigningKey,
-        *,
-        issuer: str,
-        audience: str,
-        ttl_seconds: int,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.key = key
-        self.issuer = issuer
-        self.audience = audience
-        self.ttl_seconds = ttl_seconds
-        self._clock = clock
+    key: SigningKey
+    _: KW_ONLY
+    issuer: str
+    audience: str
+    ttl_seconds: int
+    clock: Callable[[], float] = time.time
 
     def issue(self, subject: str, username: str, roles: tuple[str, ...]) -> str:
-        now = int(self._clock())
+        now = int(self.clock())
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": self.audience,

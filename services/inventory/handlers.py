@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 from services.inventory import codec
 from services.inventory.domain import (
@@ -23,28 +23,24 @@ from services.inventory.ports import InventoryTx, InventoryUnitOfWork
 from services.platform import auth
 from services.platform.clock import now_us
 from services.platform.errors import Conflict, FailedPrecondition, NotFound
+from services.platform.ids import random_id
 
 #: The only caller allowed to reserve, release and commit stock.
 ORDER_SERVICE = "order"
 
 
+@dataclass(slots=True, eq=False)
 class Inventory:
     """Stock levels and the reservations the order saga makes, releases and commits."""
 
-    def __init__(
-        self,
-        uow: InventoryUnitOfWork,
-        *,
-        clock: Callable[[], int] = now_us,
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-    ) -> None:
-        self._uow = uow
-        self._clock = clock
-        self._new_id = new_id
+    uow: InventoryUnitOfWork
+    _: KW_ONLY
+    clock: Callable[[], int] = now_us
+    new_id: Callable[[], str] = random_id
 
     async def get_stock(self, query: GetStock) -> StockLevel:
         query.validate()
-        async with self._uow.read() as tx:
+        async with self.uow.read() as tx:
             level = await tx.stock.get(query.sku)
         if level is None:
             raise NotFound(f"SKU {query.sku!r} has never been stocked")
@@ -54,12 +50,12 @@ class Inventory:
         """Holds stock for every line or for none; a FAILED reservation is a result, too."""
         auth.require_service(ORDER_SERVICE)
         command.validate()
-        now = self._clock()
-        async with self._uow.write() as tx:
+        now = self.clock()
+        async with self.uow.write() as tx:
             existing = await tx.reservations.get(command.order_id)
             if existing is None:
                 fresh = Reservation(
-                    reservation_id=self._new_id(),
+                    reservation_id=self.new_id(),
                     order_id=command.order_id,
                     status=Status.RESERVED,
                     lines=command.lines,
@@ -102,8 +98,8 @@ class Inventory:
         (compensating a reservation that never happened is not an error for the saga)."""
         auth.require_service(ORDER_SERVICE)
         command.validate()
-        now = self._clock()
-        async with self._uow.write() as tx:
+        now = self.clock()
+        async with self.uow.write() as tx:
             released = await tx.reservations.transition(
                 command.order_id, Status.RESERVED, Status.RELEASED, now
             )
@@ -126,8 +122,8 @@ class Inventory:
         """RESERVED → COMMITTED. Idempotent; past its expiry a reservation expires instead."""
         auth.require_service(ORDER_SERVICE)
         command.validate()
-        now = self._clock()
-        async with self._uow.write() as tx:
+        now = self.clock()
+        async with self.uow.write() as tx:
             committed = await tx.reservations.transition(
                 command.order_id, Status.RESERVED, Status.COMMITTED, now, alive_at_us=now
             )
@@ -153,8 +149,8 @@ class Inventory:
         """Adds ``delta`` to a SKU's available units, creating the SKU on a first restock."""
         auth.require_admin()
         command.validate()
-        now = self._clock()
-        async with self._uow.write() as tx:
+        now = self.clock()
+        async with self.uow.write() as tx:
             if not await tx.stock.add_available(command.sku, command.delta, now):
                 if command.delta < 0:
                     current = await tx.stock.get(command.sku)
@@ -178,11 +174,11 @@ class Inventory:
     async def expire_due(self, limit: int = 100) -> int:
         """Expires up to ``limit`` reservations past their expiry (one transaction each,
         so a long backlog never holds locks for long); returns how many were due."""
-        now = self._clock()
-        async with self._uow.read() as tx:
+        now = self.clock()
+        async with self.uow.read() as tx:
             due = await tx.reservations.due(now, limit)
         for order_id in due:
-            async with self._uow.write() as tx:
+            async with self.uow.write() as tx:
                 await self._expire(tx, order_id, now)
         return len(due)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import grpc
 from emporium.catalog.v1 import catalog_service_pb2 as catalog_pb
@@ -14,6 +15,7 @@ from emporium.inventory.v1 import inventory_service_pb2 as inventory_pb
 from emporium.inventory.v1 import inventory_service_pb2_grpc as inventory_grpc
 from emporium.payment.v1 import payment_service_pb2 as payment_pb
 from emporium.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from grpc import aio
 
 from services.order import codec
 from services.order.domain import Card, Money, Product
@@ -37,6 +39,9 @@ DECLINE_REASONS = {
     payment_pb.DECLINE_REASON_PROCESSOR_ERROR: "processor error",
 }
 
+Req = TypeVar("Req")
+Res = TypeVar("Res")
+
 _APPROVED = (payment_pb.PAYMENT_STATUS_AUTHORIZED, payment_pb.PAYMENT_STATUS_CAPTURED)
 
 
@@ -50,6 +55,14 @@ def step_failed(service: str, error: grpc.RpcError) -> StepFailed:
         code=code.name,
         retry_after=retry_after(error),
     )
+
+
+async def _step(service: str, rpc: aio.UnaryUnaryMultiCallable[Req, Res], request: Req) -> Res:
+    """``rpc(request)``'s response; a failed call raises :func:`step_failed`'s error."""
+    try:
+        return await rpc(request)
+    except grpc.RpcError as error:
+        raise step_failed(service, error) from error
 
 
 class GrpcInventory:
@@ -66,10 +79,7 @@ class GrpcInventory:
             lines=[inventory_pb.ReservationLine(sku=sku, quantity=qty) for sku, qty in lines],
             ttl_seconds=self._ttl_seconds,
         )
-        try:
-            response = await self._stub.ReserveStock(request)
-        except grpc.RpcError as error:
-            raise step_failed("inventory", error) from error
+        response = await _step("inventory", self._stub.ReserveStock, request)
         reservation = response.reservation
         if reservation.status == inventory_pb.RESERVATION_STATUS_FAILED:
             return Reservation(False, tuple(reservation.unavailable_skus))
@@ -86,20 +96,18 @@ class GrpcInventory:
         )
 
     async def release(self, order_id: str, reason: str) -> None:
-        try:
-            await self._stub.ReleaseReservation(
-                inventory_pb.ReleaseReservationRequest(order_id=order_id, reason=reason)
-            )
-        except grpc.RpcError as error:
-            raise step_failed("inventory", error) from error
+        await _step(
+            "inventory",
+            self._stub.ReleaseReservation,
+            inventory_pb.ReleaseReservationRequest(order_id=order_id, reason=reason),
+        )
 
     async def commit(self, order_id: str) -> None:
-        try:
-            await self._stub.CommitReservation(
-                inventory_pb.CommitReservationRequest(order_id=order_id)
-            )
-        except grpc.RpcError as error:
-            raise step_failed("inventory", error) from error
+        await _step(
+            "inventory",
+            self._stub.CommitReservation,
+            inventory_pb.CommitReservationRequest(order_id=order_id),
+        )
 
 
 def _card_proto(card: Card) -> payment_pb.PaymentCard:
@@ -119,37 +127,31 @@ class GrpcPayments:
             amount=codec.money_proto(amount),
             card=_card_proto(card),
         )
-        try:
-            payment = (await self._stub.AuthorizePayment(request)).payment
-        except grpc.RpcError as error:
-            raise step_failed("payment", error) from error
+        payment = (await _step("payment", self._stub.AuthorizePayment, request)).payment
         if payment.status in _APPROVED:
             return Authorization(payment.payment_id, approved=True)
         reason = DECLINE_REASONS.get(payment.decline_reason, "declined")
         return Authorization(payment.payment_id, approved=False, decline_reason=reason)
 
     async def capture(self, payment_id: str) -> None:
-        try:
-            await self._stub.CapturePayment(payment_pb.CapturePaymentRequest(payment_id=payment_id))
-        except grpc.RpcError as error:
-            raise step_failed("payment", error) from error
+        await _step(
+            "payment",
+            self._stub.CapturePayment,
+            payment_pb.CapturePaymentRequest(payment_id=payment_id),
+        )
 
     async def void(self, payment_id: str, reason: str) -> None:
-        try:
-            await self._stub.VoidAuthorization(
-                payment_pb.VoidAuthorizationRequest(payment_id=payment_id, reason=reason)
-            )
-        except grpc.RpcError as error:
-            raise step_failed("payment", error) from error
+        await _step(
+            "payment",
+            self._stub.VoidAuthorization,
+            payment_pb.VoidAuthorizationRequest(payment_id=payment_id, reason=reason),
+        )
 
     async def refund(self, payment_id: str, reason: str, idempotency_key: str) -> None:
         request = payment_pb.RefundPaymentRequest(
             payment_id=payment_id, reason=reason, idempotency_key=idempotency_key
         )
-        try:
-            await self._stub.RefundPayment(request)
-        except grpc.RpcError as error:
-            raise step_failed("payment", error) from error
+        await _step("payment", self._stub.RefundPayment, request)
 
 
 def _product(proto: catalog_pb.Product) -> Product:

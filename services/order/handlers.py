@@ -9,9 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import uuid
 from collections.abc import Callable
-from dataclasses import astuple
+from dataclasses import KW_ONLY, astuple, dataclass
 
 from services.order.domain import Order, OrderStatus, PlaceOrder, price_lines
 from services.order.ports import (
@@ -27,12 +26,13 @@ from services.order.saga_runner import SagaRunner
 from services.order.saga_store import Lease
 from services.platform import deadlines
 from services.platform.auth import Caller, may_read
-from services.platform.clock import now_us as wall_clock_us
+from services.platform.clock import now_us
 from services.platform.errors import (
     FailedPrecondition,
     NotFound,
     Validator,
 )
+from services.platform.ids import random_id
 
 log = logging.getLogger("emporium.order")
 
@@ -50,57 +50,46 @@ def request_hash(command: PlaceOrder) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass(slots=True, eq=False)
 class OrderCommands:
-    def __init__(
-        self,
-        uow: OrderUnitOfWork,
-        catalog: Catalog,
-        fulfillment: Fulfillment,
-        runner: SagaRunner,
-        queries: OrderQueries,
-        lease: Lease,
-        *,
-        now_us: Callable[[], int] = wall_clock_us,
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-        cancel_wait: float = 5.0,
-    ) -> None:
-        self._uow = uow
-        self._catalog = catalog
-        self._fulfillment = fulfillment
-        self._runner = runner
-        self._queries = queries
-        self._lease = lease
-        self._now_us = now_us
-        self._new_id = new_id
-        self._cancel_wait = cancel_wait
+    uow: OrderUnitOfWork
+    catalog: Catalog
+    fulfillment: Fulfillment
+    runner: SagaRunner
+    queries: OrderQueries
+    lease: Lease
+    _: KW_ONLY
+    clock: Callable[[], int] = now_us
+    new_id: Callable[[], str] = random_id
+    cancel_wait: float = 5.0
 
     async def place(self, caller: Caller, command: PlaceOrder) -> OrderView:
         """Prices the order, stores it with its saga in one transaction, starts the saga."""
         command.validate()
         fingerprint = request_hash(command)
-        async with self._uow.read() as tx:
+        async with self.uow.read() as tx:
             earlier = await tx.requests.find(caller.subject, command.idempotency_key)
         if earlier is not None:
             return await self._replayed(caller, earlier, fingerprint)
-        products = await self._catalog.products([line.product_id for line in command.lines])
+        products = await self.catalog.products([line.product_id for line in command.lines])
         lines, total = price_lines(command.lines, products)
-        order_id, now = self._new_id(), self._now_us()
+        order_id, now = self.new_id(), self.clock()
         placed = Order.place(order_id, caller.subject, command, lines, total, now)
         try:
-            async with self._uow.write() as tx:
+            async with self.uow.write() as tx:
                 await tx.requests.add(
                     caller.subject, command.idempotency_key, fingerprint, order_id, now
                 )
                 await tx.orders.append(Order(order_id), placed)
-                lease = self._lease
+                lease = self.lease
                 await tx.sagas.create(order_id, command.card, now, lease.owner, lease.expiry(now))
                 view = await tx.views.get(order_id)
         except DuplicateRequest:  # a concurrent request with the same key won
-            async with self._uow.read() as tx:
+            async with self.uow.read() as tx:
                 earlier = await tx.requests.find(caller.subject, command.idempotency_key)
             assert earlier is not None
             return await self._replayed(caller, earlier, fingerprint)
-        self._runner.start(order_id)
+        self.runner.start(order_id)
         assert view is not None  # the projector wrote it in the same transaction
         return view
 
@@ -110,7 +99,7 @@ class OrderCommands:
         earlier_hash, order_id = earlier
         if earlier_hash != fingerprint:
             raise FailedPrecondition("idempotency_key was already used for a different order")
-        return await self._queries.get(caller, order_id)
+        return await self.queries.get(caller, order_id)
 
     async def cancel(self, caller: Caller, order_id: str, reason: str) -> OrderView:
         """Cancels a pending order (its saga compensates) or a confirmed one that fulfillment
@@ -125,21 +114,21 @@ class OrderCommands:
             # Confirmed: fulfillment decides. Until it agrees nothing changes here, so a
             # dispatched order is never refunded and shipped units are never restocked.
             try:
-                await self._fulfillment.cancel_shipment(order_id, reason)
+                await self.fulfillment.cancel_shipment(order_id, reason)
             except ShipmentDispatched:
                 raise FailedPrecondition(
                     "the order was dispatched already and cannot be cancelled"
                 ) from None
             if await self._reopen(order_id, reason):
-                self._runner.start(order_id)
+                self.runner.start(order_id)
         else:
-            self._runner.poke(order_id)
+            self.runner.poke(order_id)
         return await self._settled(caller, order_id)
 
     async def _request_cancel(self, caller: Caller, order_id: str, reason: str) -> bool:
         """Records the cancel request of a pending order; true if the order is confirmed
         (and not being cancelled already), which fulfillment must agree to first."""
-        async with self._uow.write() as tx:
+        async with self.uow.write() as tx:
             saga = await tx.sagas.lock(order_id)
             order = await tx.orders.load(order_id)
             if not order.exists or not may_read(caller, order.user_id) or saga is None:
@@ -148,7 +137,7 @@ class OrderCommands:
                 return False  # idempotent
             if order.status is OrderStatus.PENDING:
                 if saga.cancel_reason is None:
-                    await tx.sagas.request_cancel(order_id, reason, self._now_us())
+                    await tx.sagas.request_cancel(order_id, reason, self.clock())
                 return False
             if order.status is OrderStatus.CONFIRMED:
                 return not saga.running
@@ -160,13 +149,13 @@ class OrderCommands:
     async def _reopen(self, order_id: str, reason: str) -> bool:
         """Reopens the ended saga of a confirmed order to refund and restock it (held
         here); false if a concurrent cancel did so first."""
-        async with self._uow.write() as tx:
+        async with self.uow.write() as tx:
             saga = await tx.sagas.lock(order_id)
             order = await tx.orders.load(order_id)
             if saga is None or saga.running or order.status is not OrderStatus.CONFIRMED:
                 return False
-            now = self._now_us()
-            owner, expires = self._lease.owner, self._lease.expiry(now)
+            now = self.clock()
+            owner, expires = self.lease.owner, self.lease.expiry(now)
             await tx.sagas.reopen_for_cancel(order_id, reason, now, owner, expires)
             return True
 
@@ -174,9 +163,9 @@ class OrderCommands:
         """The order once it reaches a final status, or as it is after ``cancel_wait`` (never
         longer than most of what is left of the caller's deadline)."""
         left = deadlines.remaining()
-        budget = self._cancel_wait if left is None else min(self._cancel_wait, left * 0.8)
+        budget = self.cancel_wait if left is None else min(self.cancel_wait, left * 0.8)
         last: OrderView | None = None
-        async for change in self._queries.watch(caller, order_id, timeout=budget):
+        async for change in self.queries.watch(caller, order_id, timeout=budget):
             last = change.order
         assert last is not None
         return last

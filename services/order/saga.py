@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from services.order.domain import Card, Money
 from services.order.ports import Inventory, Payments, SagaStore, SkuLine, StepFailed
-from services.platform.clock import now_us as wall_clock_us
+from services.platform.clock import now_us
 from services.platform.retry import backoff_delay
 
 log = logging.getLogger("emporium.order.saga")
@@ -126,7 +126,7 @@ class Saga:
         payments: Payments,
         *,
         policy: RetryPolicy | None = None,
-        now_us: Callable[[], int] = wall_clock_us,
+        clock: Callable[[], int] = now_us,
         on_end: OnEnd | None = None,
         rng: random.Random | None = None,
         before_step: StepHook | None = None,
@@ -135,7 +135,7 @@ class Saga:
         self._inventory = inventory
         self._payments = payments
         self._policy = policy or RetryPolicy()
-        self._now_us = now_us
+        self._clock = clock
         self._on_end = on_end
         self._rng = rng or random.Random()
         self._wakeups: dict[str, asyncio.Event] = {}
@@ -224,7 +224,7 @@ class Saga:
     async def _retry_or_compensate(
         self, state: SagaState, failure: StepFailed
     ) -> SagaState | Outcome:
-        now = self._now_us()
+        now = self._clock()
         deadline = state.retry_deadline_us or now + int(self._policy.budget_seconds * 1e6)
         if failure.transient and now < deadline:
             delay, attempts = self._wait_for(failure, state.attempts, self._policy.max_delay)
@@ -262,7 +262,7 @@ class Saga:
         the compensations are done (they are idempotent); refusals are logged."""
         outcome = state.outcome
         assert outcome is not None
-        now = self._now_us()
+        now = self._clock()
         deadline = state.retry_deadline_us or now + int(self._policy.budget_seconds * 1e6)
         state = replace(state, retry_deadline_us=deadline)
         pending: StepFailed | None = None
@@ -322,7 +322,7 @@ class Saga:
     async def _end(self, state: SagaState, outcome: Outcome, reason: str) -> Outcome:
         await self._store.finish(replace(state, outcome=outcome, reason=reason, step=Step.DONE))
         if self._on_end is not None:
-            self._on_end(outcome, max(0.0, (self._now_us() - state.started_at_us) / 1e6))
+            self._on_end(outcome, max(0.0, (self._clock() - state.started_at_us) / 1e6))
         return outcome
 
     def _wait_for(self, failure: StepFailed, attempts: int, cap: float) -> tuple[float, int]:

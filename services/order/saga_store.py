@@ -52,9 +52,9 @@ class SqlSagaStore:
     """:class:`~services.order.saga.SagaStore` over the order's unit of work, for the
     sagas ``lease.owner`` holds."""
 
-    def __init__(self, uow: OrderUnitOfWork, now_us: Callable[[], int], lease: Lease) -> None:
+    def __init__(self, uow: OrderUnitOfWork, clock: Callable[[], int], lease: Lease) -> None:
         self._uow = uow
-        self._now_us = now_us
+        self._clock = clock
         self.lease = lease
 
     async def load(self, order_id: str) -> SagaState | None:
@@ -68,7 +68,7 @@ class SqlSagaStore:
 
     async def save(self, state: SagaState) -> SagaState:
         async with self._uow.write() as tx:
-            saved, cancel_reason = await tx.sagas.save(state, self.lease.owner, self._now_us())
+            saved, cancel_reason = await tx.sagas.save(state, self.lease.owner, self._clock())
         if not saved:
             raise LeaseLost(state.order_id)
         return replace(state, cancel_reason=cancel_reason, version=state.version + 1)
@@ -100,7 +100,7 @@ class SqlSagaStore:
         if state.outcome is Outcome.CONFIRMED and held.cancel_reason is not None:
             raise CancelRequested(held.cancel_reason)
         order = await tx.orders.load(state.order_id)
-        now = self._now_us()
+        now = self._clock()
         event = _ending(order, state, now)
         if event is None:
             log.warning(
@@ -117,7 +117,7 @@ class SqlSagaStore:
         if not order_ids:
             return set()
         async with self._uow.write() as tx:
-            expires = self.lease.expiry(self._now_us())
+            expires = self.lease.expiry(self._clock())
             return await tx.sagas.renew(order_ids, self.lease.owner, expires)
 
     async def adopt(self, limit: int) -> list[str]:
@@ -126,7 +126,7 @@ class SqlSagaStore:
         previous holder's writes fail from then on."""
         if limit <= 0:
             return []
-        now = self._now_us()
+        now = self._clock()
         async with self._uow.write() as tx:
             return await tx.sagas.adopt(limit, self.lease.owner, now, self.lease.expiry(now))
 

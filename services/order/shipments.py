@@ -9,7 +9,7 @@ from emporium.fulfillment.v1 import events_pb2 as fulfillment_events
 
 from services.order.domain import OrderStatus
 from services.order.ports import OrderTx
-from services.platform.clock import now_us as wall_clock_us
+from services.platform.clock import now_us
 from services.platform.errors import FailedPrecondition
 from services.platform.outbox import Envelope
 
@@ -20,8 +20,8 @@ class ShipmentRecorder:
     """Consumer handler (group ``order``): appends OrderShipped in the consumer's transaction,
     so the inbox makes a redelivery harmless (``uow.event_handler(ShipmentRecorder())``)."""
 
-    def __init__(self, now_us: Callable[[], int] = wall_clock_us) -> None:
-        self._now_us = now_us
+    def __init__(self, clock: Callable[[], int] = now_us) -> None:
+        self._clock = clock
 
     async def __call__(self, tx: OrderTx, envelope: Envelope) -> None:
         dispatched = fulfillment_events.ShipmentDispatched.FromString(envelope.payload)
@@ -38,7 +38,7 @@ class ShipmentRecorder:
                 dispatched.shipment_id,
                 dispatched.carrier,
                 dispatched.tracking_number,
-                dispatched.occur_time.ToMicroseconds() or self._now_us(),
+                dispatched.occur_time.ToMicroseconds() or self._clock(),
             )
             await tx.orders.append(order, shipped)
             return

@@ -17,6 +17,8 @@ from sqlalchemy import (
     text,
 )
 
+from services.platform.db import SERIAL_ID
+
 metadata = MetaData()
 
 #: The event store: one append-only stream per order. The unique (order_id, version) is the
@@ -24,7 +26,7 @@ metadata = MetaData()
 order_events = Table(
     "order_events",
     metadata,
-    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("id", SERIAL_ID, primary_key=True),
     Column("order_id", String(64), nullable=False),
     Column("version", Integer, nullable=False),
     Column("event_type", String(200), nullable=False),

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from services.payment import codec
 from services.payment.domain import (
@@ -34,8 +34,9 @@ from services.payment.domain import (
 from services.payment.ports import PaymentTx, PaymentUnitOfWork
 from services.payment.processor import Processor
 from services.platform import auth
-from services.platform.clock import now_us as _now_us
+from services.platform.clock import now_us
 from services.platform.errors import AlreadyExists, Conflict, NotFound
+from services.platform.ids import random_id
 
 log = logging.getLogger("emporium.payment")
 
@@ -51,31 +52,23 @@ def _replay(command: AuthorizePayment, earlier: Payment) -> Payment:
     return earlier
 
 
+@dataclass(slots=True, eq=False)
 class Payments:
     """The payment use cases over one database and one processor."""
 
-    def __init__(
-        self,
-        uow: PaymentUnitOfWork,
-        processor: Processor,
-        *,
-        processor_timeout: float = 5.0,
-        hold_seconds: float = DEFAULT_HOLD_SECONDS,
-        now_us: Callable[[], int] = _now_us,
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-    ) -> None:
-        self._uow = uow
-        self._processor = processor
-        self._processor_timeout = processor_timeout
-        self._hold_us = int(hold_seconds * 1_000_000)
-        self._now_us = now_us
-        self._new_id = new_id
-        self._recording: set[asyncio.Future[Payment]] = set()
+    uow: PaymentUnitOfWork
+    processor: Processor
+    _: KW_ONLY
+    processor_timeout: float = 5.0
+    hold_seconds: float = DEFAULT_HOLD_SECONDS
+    clock: Callable[[], int] = now_us
+    new_id: Callable[[], str] = random_id
+    _recording: set[asyncio.Future[Payment]] = field(default_factory=set, init=False)
 
     @contextlib.asynccontextmanager
     async def _locked(self, payment_id: str) -> AsyncIterator[tuple[PaymentTx, Payment]]:
         """A write transaction and the payment's row in it, locked (NOT_FOUND if none)."""
-        async with self._uow.write() as tx:
+        async with self.uow.write() as tx:
             payment = await tx.payments.get(payment_id, for_update=True)
             if payment is None:
                 raise NotFound("no such payment")
@@ -84,7 +77,7 @@ class Payments:
     async def authorize(self, command: AuthorizePayment) -> Payment:
         auth.require_service(ORDER_SERVICE)
         command.validate()
-        async with self._uow.read() as tx:
+        async with self.uow.read() as tx:
             earlier = await tx.payments.by_idempotency_key(command.idempotency_key)
         if earlier is not None:
             return _replay(command, earlier)
@@ -93,8 +86,8 @@ class Payments:
 
     async def _ask_processor(self, command: AuthorizePayment) -> ProcessorResult:
         try:
-            async with asyncio.timeout(self._processor_timeout):
-                return await self._processor.authorize(command.card, command.amount)
+            async with asyncio.timeout(self.processor_timeout):
+                return await self.processor.authorize(command.card, command.amount)
         except TimeoutError:
             log.warning("processor timed out", extra={"order_id": command.order_id})
             return PROCESSOR_FAILED
@@ -112,9 +105,9 @@ class Payments:
             return PROCESSOR_FAILED
 
     async def _record(self, command: AuthorizePayment, result: ProcessorResult) -> Payment:
-        now = self._now_us()
+        now = self.clock()
         payment = Payment(
-            payment_id=self._new_id(),
+            payment_id=self.new_id(),
             idempotency_key=command.idempotency_key,
             order_id=command.order_id,
             amount=command.amount,
@@ -125,9 +118,9 @@ class Payments:
             refunded_minor=0,
             created_at_us=now,
             updated_at_us=now,
-            expires_at_us=now + self._hold_us,
+            expires_at_us=now + int(self.hold_seconds * 1_000_000),
         )
-        async with self._uow.write() as tx:
+        async with self.uow.write() as tx:
             repository = tx.payments
             if not await repository.add(payment):  # a concurrent call with this key won
                 earlier = await repository.by_idempotency_key(command.idempotency_key)
@@ -146,7 +139,7 @@ class Payments:
         auth.require_service(ORDER_SERVICE)
         command.validate()
         async with self._locked(command.payment_id) as (tx, payment):
-            now = self._now_us()
+            now = self.clock()
             if payment.expired(now):
                 # Release the hold now rather than at the next sweep, then refuse.
                 await self._void(tx, payment.void(now), EXPIRED_REASON)
@@ -164,8 +157,8 @@ class Payments:
 
     async def expire_due(self, limit: int) -> int:
         """Voids up to ``limit`` authorizations whose hold ended; how many were due."""
-        async with self._uow.write() as tx:
-            now = self._now_us()
+        async with self.uow.write() as tx:
+            now = self.clock()
             due = await tx.payments.expired_authorizations(now, limit)
             for payment in due:
                 await self._void(tx, payment.void(now), EXPIRED_REASON)
@@ -182,7 +175,7 @@ class Payments:
         auth.require_service(ORDER_SERVICE)
         command.validate()
         async with self._locked(command.payment_id) as (tx, payment):
-            voided = payment.void(self._now_us())
+            voided = payment.void(self.clock())
             if voided is payment:
                 return payment
             await self._void(tx, voided, command.reason)
@@ -202,12 +195,12 @@ class Payments:
                             "this idempotency key was already used for a different refund amount"
                         )
                     return payment
-            now = self._now_us()
+            now = self.clock()
             refunded, amount = payment.refund(command.amount, now)
             await repository.save(refunded)
             await repository.add_refund(
                 Refund(
-                    refund_id=self._new_id(),
+                    refund_id=self.new_id(),
                     payment_id=payment.payment_id,
                     idempotency_key=key,
                     requested=command.amount,
@@ -224,7 +217,7 @@ class Payments:
         if not auth.current_caller().is_admin:
             auth.require_service(ORDER_SERVICE)
         query.validate()
-        async with self._uow.read() as tx:
+        async with self.uow.read() as tx:
             payment = await tx.payments.get(query.payment_id)
         if payment is None:
             raise NotFound("no such payment")

@@ -8,7 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import jwt
@@ -178,6 +178,7 @@ class JwksCache:
         self._fetched_at = self._clock()
 
 
+@dataclass(slots=True, eq=False)
 class TokenVerifier:
     """Verifies a bearer token's signature, issuer, audience and expiry.
 
@@ -187,36 +188,29 @@ class TokenVerifier:
     publishing its key meanwhile, as it would be by any service that verified it earlier.
     """
 
-    def __init__(
-        self,
-        keys: JwksCache,
-        *,
-        issuer: str,
-        audience: str,
-        leeway: float = 5,
-        cache_size: int = 4096,
-        now: Callable[[], float] = time.time,
-    ) -> None:
-        self._keys = keys
-        self._issuer = issuer
-        self._audience = audience
-        self._leeway = leeway
-        self._cache_size = cache_size
-        self._now = now
-        self._verified: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
+    keys: JwksCache
+    _: KW_ONLY
+    issuer: str
+    audience: str
+    leeway: float = 5
+    cache_size: int = 4096
+    clock: Callable[[], float] = time.time
+    _verified: OrderedDict[str, tuple[Caller, float]] = field(
+        default_factory=OrderedDict, init=False
+    )
 
     async def verify(self, token: str) -> Caller:
         remembered = self._verified.get(token)
         if remembered is not None:
             caller, expires = remembered
-            if self._now() < expires:
+            if self.clock() < expires:
                 self._verified.move_to_end(token)
                 return caller
             del self._verified[token]
         caller, expires = await self._check(token)
-        if self._cache_size > 0:
+        if self.cache_size > 0:
             self._verified[token] = (caller, expires)
-            if len(self._verified) > self._cache_size:
+            if len(self._verified) > self.cache_size:
                 self._verified.popitem(last=False)
         return caller
 
@@ -230,7 +224,7 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise Unauthenticated("token has no key id")
-        key = await self._keys.key(kid)
+        key = await self.keys.key(kid)
         if key is None:
             raise Unauthenticated("unknown signing key")
         try:
@@ -238,9 +232,9 @@ class TokenVerifier:
                 token,
                 key,
                 algorithms=[ALGORITHM],
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError as exc:

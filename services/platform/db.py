@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement, Executable, text
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.types import BigInteger, Integer
 
 from services.platform import migrations
 from services.platform.errors import Unavailable
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
 
 Params = Mapping[str, Any]
+
+#: The type of an autoincrementing integer key: BIGINT, but INTEGER on SQLite, where only an
+#: ``INTEGER PRIMARY KEY`` (the rowid) autoincrements. Tables and migrations both use it.
+SERIAL_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Row(Protocol):

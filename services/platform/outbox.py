@@ -8,8 +8,6 @@ unit of work).
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,16 +17,15 @@ from google.protobuf.message import Message
 from opentelemetry import propagate
 
 from services.platform.clock import now_us
-from services.platform.db import Transaction
-
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+from services.platform.db import SERIAL_ID, Transaction
+from services.platform.ids import time_ordered_id
 
 metadata = sa.MetaData()
 
 outbox = sa.Table(
     "outbox",
     metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("id", SERIAL_ID, primary_key=True, autoincrement=True),
     sa.Column("event_id", sa.String(36), nullable=False, unique=True),
     sa.Column("stream", sa.String(64), nullable=False),
     sa.Column("event_type", sa.String(200), nullable=False),
@@ -81,27 +78,10 @@ def current_traceparent() -> str:
     return carrier.get("traceparent", "")
 
 
-def new_event_id() -> str:
-    """A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
-
-    Time-ordered, so the inbox's and the outbox's unique indexes on ``event_id`` grow at
-    their right edge: a transaction of many events dirties a few index pages, where random
-    (version 4) ids dirty one page per event once the index outgrows the cache.
-    """
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = value & _UUID7_CLEAR | _UUID7_SET
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-_UUID7_CLEAR = ~(0xF << 76 | 0x3 << 62)  # the version and variant bits
-_UUID7_SET = 0x7 << 76 | 0x2 << 62  # version 7, variant RFC 9562
-
-
 def envelope(event: Message, aggregate_id: str, traceparent: str | None = None) -> Envelope:
     """``event`` about ``aggregate_id``, now, in the current trace (or ``traceparent``)."""
     return Envelope(
-        event_id=new_event_id(),
+        event_id=time_ordered_id(),
         event_type=event.DESCRIPTOR.full_name,
         aggregate_id=aggregate_id,
         occurred_at_us=now_us(),

@@ -120,7 +120,7 @@ class OrderShop:
             cast(SagaRunner, self.runner),
             self.queries,
             LEASE,
-            now_us=self.clock,
+            clock=self.clock,
             new_id=lambda: next(ids),
             cancel_wait=cancel_wait,
         )

@@ -15,8 +15,8 @@ from services.catalog.domain import (
     category_name,
     search_text,
 )
-from services.catalog.handlers import new_product_id
 from services.platform.errors import InvalidArgument
+from services.platform.ids import time_ordered_id
 
 
 def _product() -> Product:
@@ -90,6 +90,6 @@ def test_search_text_folds_case_beyond_ascii() -> None:
 
 
 def test_product_ids_are_uuid7_and_sort_by_creation() -> None:
-    ids = [new_product_id() for _ in range(3)]
+    ids = [time_ordered_id() for _ in range(3)]
     assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
     assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)  # the millisecond prefix

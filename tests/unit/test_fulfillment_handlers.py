@@ -52,14 +52,14 @@ def carrier() -> CountingCarrier:
 @pytest.fixture
 def ship(carrier: CountingCarrier) -> EventHandler:
     ids = iter(f"ship-{n}" for n in range(100))
-    return order_confirmed_handler(carrier, now_us=lambda: NOW, new_id=lambda: next(ids))
+    return order_confirmed_handler(carrier, clock=lambda: NOW, new_id=lambda: next(ids))
 
 
 @pytest.fixture
 def fulfillment(uow: Uow) -> Iterator[Fulfillment]:
     ids = iter(f"cancel-{n}" for n in range(100))
     auth.set_caller(ORDER)
-    yield Fulfillment(uow, now_us=lambda: NOW + 1, new_id=lambda: next(ids))
+    yield Fulfillment(uow, clock=lambda: NOW + 1, new_id=lambda: next(ids))
     auth.set_caller(None)
 
 

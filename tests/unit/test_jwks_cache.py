@@ -168,7 +168,7 @@ async def test_a_verified_token_is_remembered_until_it_expires() -> None:
     key = SigningKey.generate()
     identity, clock, wall = FakeIdentity(key), Clock(), WallClock()
     cache = JwksCache(identity.fetch, clock=clock)
-    verifier = TokenVerifier(cache, issuer=ISSUER, audience=AUDIENCE, now=wall)
+    verifier = TokenVerifier(cache, issuer=ISSUER, audience=AUDIENCE, clock=wall)
     token = mint(key, "u", [], exp=int(wall.now) + 60)
     await verifier.verify(token)
     identity.down = True

@@ -7,12 +7,12 @@ import uuid
 
 from google.protobuf.wrappers_pb2 import StringValue
 
-from services.platform import outbox
+from services.platform import ids, outbox
 
 
 def test_event_ids_are_uuids_of_version_7_carrying_their_millisecond() -> None:
     before = time.time_ns() // 1_000_000
-    value = uuid.UUID(outbox.new_event_id())
+    value = uuid.UUID(ids.time_ordered_id())
     after = time.time_ns() // 1_000_000
 
     assert value.version == 7
@@ -21,9 +21,9 @@ def test_event_ids_are_uuids_of_version_7_carrying_their_millisecond() -> None:
 
 
 def test_event_ids_made_later_sort_after_earlier_ones_and_never_repeat() -> None:
-    earlier = [outbox.new_event_id() for _ in range(1000)]
+    earlier = [ids.time_ordered_id() for _ in range(1000)]
     time.sleep(0.002)
-    later = [outbox.new_event_id() for _ in range(1000)]
+    later = [ids.time_ordered_id() for _ in range(1000)]
 
     assert max(earlier) < min(later)
     assert len(set(earlier + later)) == 2000

@@ -56,7 +56,7 @@ def payments(uow: Uow, processor: ScriptedProcessor, clock: list[int]) -> Iterat
     ids = iter(f"pay-{n}" for n in range(100))
     auth.set_caller(ORDER)
     yield Payments(
-        uow, processor, hold_seconds=60, now_us=lambda: clock[0], new_id=lambda: next(ids)
+        uow, processor, hold_seconds=60, clock=lambda: clock[0], new_id=lambda: next(ids)
     )
     auth.set_caller(None)
 

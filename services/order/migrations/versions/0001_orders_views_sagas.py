@@ -3,18 +3,17 @@
 import sqlalchemy as sa
 from alembic import op
 
+from services.platform.db import SERIAL_ID
 from services.platform.outbox import create_inbox_table, create_outbox_table
 
 revision = "0001"
 down_revision = None
 
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
 
 def upgrade() -> None:
     op.create_table(
         "order_events",
-        sa.Column("id", _ID, primary_key=True, autoincrement=True),
+        sa.Column("id", SERIAL_ID, primary_key=True, autoincrement=True),
         sa.Column("order_id", sa.String(64), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("event_type", sa.String(200), nullable=False),
