@@ -301,7 +301,7 @@ async def run(args: argparse.Namespace) -> int:
             log(f"work directory (logs) kept: {work}")
     for name, measured, target, met in headline(results):
         mark = "    " if met is None else ("ok  " if met else "MISS")
-        print(f"{mark}  {name}: {measured} (target {target})")
+        print(f"{mark}  {name}: {measured}" + (f" (target {target})" if target else ""))
     for failure in results.failures:
         print(f"FAILED  {failure}")
     return 1 if results.failures else 0
