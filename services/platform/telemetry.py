@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
@@ -93,16 +94,36 @@ def unrecorded_span(parent: SpanContext | None) -> NonRecordingSpan:
     return NonRecordingSpan(SpanContext(trace_id, _rng.getrandbits(64) or 1, is_remote=False))
 
 
+#: Which :func:`_current` block the running context is in.
+_scope: ContextVar[object | None] = ContextVar("emporium_trace_scope", default=None)
+
+
 @contextmanager
-def unrecorded_trace(parent: SpanContext | None) -> Iterator[trace.Span]:
-    """Makes an :func:`unrecorded_span` current while the block runs: the trace id reaches
-    logs, outgoing calls and events at the cost of a context switch."""
-    span = unrecorded_span(parent)
+def _current(span: trace.Span) -> Iterator[trace.Span]:
+    """Makes ``span`` current while the block runs.
+
+    A streaming handler that gRPC abandons mid-stream (its call cancelled while a message
+    was being sent) is closed later by the event loop's finalizer, in another context.
+    There the span is not current and detaching it would fail (OpenTelemetry logs that as
+    an error): nothing needs restoring, since the call's context went with its task.
+    """
+    mark = object()
+    outer = _scope.set(mark)
     token = otel_context.attach(trace.set_span_in_context(span))
     try:
         yield span
     finally:
-        otel_context.detach(token)
+        if _scope.get() is mark:
+            otel_context.detach(token)
+            _scope.reset(outer)
+
+
+@contextmanager
+def unrecorded_trace(parent: SpanContext | None) -> Iterator[trace.Span]:
+    """Makes an :func:`unrecorded_span` current while the block runs: the trace id reaches
+    logs, outgoing calls and events at the cost of a context switch."""
+    with _current(unrecorded_span(parent)) as span:
+        yield span
 
 
 @contextmanager
@@ -117,10 +138,17 @@ def server_span(method: str, header: str | None) -> Iterator[trace.Span]:
             yield span
         return
     ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
-    with _tracer.start_as_current_span(
+    span = _tracer.start_span(
         method, context=ctx, kind=SpanKind.SERVER, attributes={"rpc.method": method}
-    ) as span:
-        yield span
+    )
+    try:
+        with _current(span):
+            yield span
+    except Exception as exc:
+        span.record_exception(exc)
+        raise
+    finally:
+        span.end()
 
 
 def end_server_span(span: trace.Span | None, code: grpc.StatusCode) -> None:
