@@ -74,7 +74,8 @@ def _p4(results: Results) -> list[Row]:
         measured += f" (peer not run: {p4.peer_problem})"
     return [
         (
-            "P4 GET /v1/users/{id} with JWT through the edge (wrk 1\u00d732) vs node-express",
+            "P4 GET /v1/users/{id} with JWT through the edge (wrk 1\u00d732, nothing pinned) "
+            "vs node-express",
             measured,
             f"≥ {t.P4_THROUGHPUT_TIMES:.0f}{TIMES} peer at p99 ≤ 1/3 of the peer's",
             p4.met,

@@ -26,7 +26,8 @@ def _method(results: Results) -> list[str]:
         "",
         f"- Cores: {results.layout}. Pinning: taskset for the processes the bench starts "
         "for P1, P3 and P4's peer, `sched_setaffinity` on every thread for Envoy and "
-        "identity in P4; P5\u2013P7 run the whole mesh unpinned, as `scripts/up` does.",
+        "identity in P4's second comparison (its first, the target's, pins nothing); "
+        "P5\u2013P7 run the whole mesh unpinned, as `scripts/up` does.",
         f"- Load generators: {tools}. h2load (P1) keeps 4 connections \u00d7 16 streams; "
         "h2load at a fixed rate (P3: `--rps` on connections opened a few ms apart, so the "
         "requests arrive evenly, every request's latency from its `--log-file`; the method "

@@ -1,7 +1,9 @@
 """P4: an authenticated REST read through the edge (``GET /v1/users/{id}`` with a JWT)
 against ``../shared/peers/node-express`` in the same run, both loaded by wrk with 1 thread
-and 32 connections. Each system gets the servers' core (Envoy + identity; the peer's
-gateway + user service, with taskset), wrk the generators' core; runs alternate.
+and 32 connections; runs alternate. Measured twice: as the target is set (and the peer's
+README runs it), nothing pinned, each system and wrk sharing the machine; then each system
+on the servers' core (Envoy + identity; the peer's gateway + user service), wrk on the
+generators' core.
 
 The JWT experiment of P3 runs here too, since only authenticated routes verify tokens: the
 same read at a fixed rate (half of what wrk reached, from h2load as in P3) through the
@@ -37,14 +39,24 @@ class ReadSide:
 
 
 @dataclass
-class RestReadResult:
-    available: bool = True
-    reason: str = ""
+class Comparison:
+    """Emporium and the peer, loaded alike in one layout."""
+
     emporium: ReadSide = field(default_factory=ReadSide)
     peer: ReadSide = field(default_factory=ReadSide)
-    peer_problem: str = ""
     times: Spread = UNKNOWN  # emporium / peer throughput, per run
     p99_fraction: Spread = UNKNOWN  # emporium p99 / peer p99, per run
+
+
+@dataclass
+class RestReadResult(Comparison):
+    """The target's comparison (nothing pinned) in the inherited fields; ``pinned``, the
+    same with each system on the servers' core."""
+
+    available: bool = True
+    reason: str = ""
+    peer_problem: str = ""
+    pinned: Comparison | None = None
     jwt: dict[str, Way] = field(default_factory=dict)  # "cached", "uncached"
     profiles: list[pyspy.Profile] = field(default_factory=list)
 
@@ -92,53 +104,23 @@ async def run(
     path = f"/v1/users/{user_id(token)}"
     address, child = edges["cached"]
     ours = {"edge": child.process.pid, "identity": mesh.children["identity"].process.pid}
-    for pid in ours.values():
-        pin_tree(pid, layout.servers)
+    everywhere = tuple(available_cpus())
     if peer.problem == "":
-        await peers.start(peer, mesh.group, layout.servers)
+        await peers.start(peer, mesh.group, everywhere)
     result.peer_problem = peer.problem
-    emporium_runs: list[tools.ToolRun] = []
-    peer_runs: list[tools.ToolRun] = []
-    emporium_cores: list[dict[str, float]] = []
-    peer_cores: list[dict[str, float]] = []
-    auth = f"authorization: Bearer {token}"
+    systems = _Systems(f"http://{address}{path}", f"authorization: Bearer {token}", ours, peer)
     try:
-        for number in range(plan.runs):
-            meter = CpuMeter(ours)
-            meter.start()
-            emporium_runs.append(
-                await tools.wrk(
-                    f"http://{address}{path}", plan.wrk_seconds, layout.generators, [auth]
-                )
-            )
-            emporium_cores.append(meter.stop())
-            line = f"P4 run {number + 1}: emporium {emporium_runs[-1].throughput:,.0f}/s"
-            if not peer.problem:
-                meter = CpuMeter(peer.pids)
-                meter.start()
-                peer_runs.append(
-                    await tools.wrk(
-                        peer.url,
-                        plan.wrk_seconds,
-                        layout.generators,
-                        [f"authorization: Bearer {peer.token}"],
-                    )
-                )
-                peer_cores.append(meter.stop())
-                line += f", peer {peer_runs[-1].throughput:,.0f}/s"
-            log(line)
-        result.emporium = _side(emporium_runs, emporium_cores)
-        if peer_runs:
-            result.peer = _side(peer_runs, peer_cores)
-            pairs = list(zip(emporium_runs, peer_runs, strict=True))
-            result.times = Spread.of(e.throughput / p.throughput for e, p in pairs if p.throughput)
-            result.p99_fraction = Spread.of(e.p99_ms / p.p99_ms for e, p in pairs if p.p99_ms)
+        shared = await _compare(plan, systems, Layout(everywhere, everywhere), log, "shared")
+        _copy(shared, result)
+        if layout.pinned:
+            for pid in [*ours.values(), *peer.pids.values()]:
+                pin_tree(pid, layout.servers)
+            result.pinned = await _compare(plan, systems, layout, log, "pinned")
         result.jwt = await _jwt(plan, mesh, edges, layout, path, token, work, result)
         if profile and plan.profile_seconds > 0 and result.met is False:
-            result.profiles = await _profiles(plan, mesh, address, path, auth, layout, work)
+            result.profiles = await _profiles(plan, mesh, address, path, systems.auth, work)
             log("P4: profiled identity")
     finally:
-        everywhere = tuple(available_cpus())
         for pid in ours.values():
             pin_tree(pid, everywhere)
         for child_process in mesh.group.children:
@@ -146,6 +128,61 @@ async def run(
                 child_process.process.terminate()
                 child_process.process.wait(timeout=10)
     return result
+
+
+@dataclass(frozen=True)
+class _Systems:
+    url: str
+    auth: str
+    ours: dict[str, int]
+    peer: peers.Peer
+
+
+def _copy(source: Comparison, target: Comparison) -> None:
+    target.emporium, target.peer = source.emporium, source.peer
+    target.times, target.p99_fraction = source.times, source.p99_fraction
+
+
+async def _compare(
+    plan: Plan, systems: _Systems, layout: Layout, log: Log, name: str
+) -> Comparison:
+    """``plan.runs`` alternating wrk runs of Emporium and the peer, wrk on ``layout``'s
+    generator cores (every core when nothing is pinned)."""
+    peer = systems.peer
+    emporium_runs: list[tools.ToolRun] = []
+    peer_runs: list[tools.ToolRun] = []
+    emporium_cores: list[dict[str, float]] = []
+    peer_cores: list[dict[str, float]] = []
+    generators = layout.generators if layout.pinned else None
+    for number in range(plan.runs):
+        meter = CpuMeter(systems.ours)
+        meter.start()
+        emporium_runs.append(
+            await tools.wrk(systems.url, plan.wrk_seconds, generators, [systems.auth])
+        )
+        emporium_cores.append(meter.stop())
+        line = f"P4 {name} run {number + 1}: emporium {emporium_runs[-1].throughput:,.0f}/s"
+        if not peer.problem:
+            meter = CpuMeter(peer.pids)
+            meter.start()
+            peer_runs.append(
+                await tools.wrk(
+                    peer.url,
+                    plan.wrk_seconds,
+                    generators,
+                    [f"authorization: Bearer {peer.token}"],
+                )
+            )
+            peer_cores.append(meter.stop())
+            line += f", peer {peer_runs[-1].throughput:,.0f}/s"
+        log(line)
+    found = Comparison(emporium=_side(emporium_runs, emporium_cores))
+    if peer_runs:
+        found.peer = _side(peer_runs, peer_cores)
+        pairs = list(zip(emporium_runs, peer_runs, strict=True))
+        found.times = Spread.of(e.throughput / p.throughput for e, p in pairs if p.throughput)
+        found.p99_fraction = Spread.of(e.p99_ms / p.p99_ms for e, p in pairs if p.p99_ms)
+    return found
 
 
 async def _jwt(
@@ -185,12 +222,12 @@ async def _profiles(
     address: str,
     path: str,
     auth: str,
-    layout: Layout,
     work: Path,
 ) -> list[pyspy.Profile]:
+    """identity under the target's load (nothing pinned)."""
     pid = mesh.children["identity"].process.pid
     out = work / "pyspy-p4-identity.txt"
-    load = tools.wrk(f"http://{address}{path}", plan.profile_seconds + 1, layout.generators, [auth])
+    load = tools.wrk(f"http://{address}{path}", plan.profile_seconds + 1, None, [auth])
     _, raw = await asyncio.gather(load, pyspy.record(pid, plan.profile_seconds, out))
     summary = pyspy.summarize(raw, "identity GetUser through the edge (wrk 1 \u00d7 32)")
     return [summary] if summary is not None else []

@@ -7,7 +7,7 @@ from benchmarks import targets as t
 from benchmarks.edge_cost import VARIANTS, EdgeCostResult, Way
 from benchmarks.markdown import at_least, at_most, check, ms, signed_ms, table
 from benchmarks.p1 import LABELS, P1Result
-from benchmarks.rest_read import ReadSide, RestReadResult
+from benchmarks.rest_read import Comparison, ReadSide, RestReadResult
 from benchmarks.stats import MISSING, TIMES
 
 
@@ -189,22 +189,31 @@ def p4_section(p4: RestReadResult | None) -> list[str]:
         "then identity's GetUser, which verifies the token again) against "
         "`../shared/peers/node-express` (Express gateway: rate limit, HS256 JWT, proxy → "
         "Express user service on better-sqlite3), run from a fresh copy with `npm ci` as its "
-        "README says. Both load by `wrk -t1 -c32 --latency` on the generators' core; both "
-        "systems on the servers' core (Envoy + identity; gateway + user service); runs "
-        "alternate.",
+        "README says. Both load by `wrk -t1 -c32 --latency`; runs alternate. The target's "
+        "comparison is the one the target was set with and the peer's README runs: nothing "
+        "pinned, each system and wrk sharing every core. The second puts each system on the "
+        "servers' core (Envoy + identity; gateway + user service) and wrk on the generators'.",
         "",
     ]
-    rows = [_side_row("Emporium: Envoy → identity", p4.emporium)]
-    if p4.peer.throughput.known:
-        rows.append(_side_row("node-express: gateway → user service", p4.peer))
-    out += table(["system", "req/s", "p50", "p99", "non-2xx/errors", "CPU"], rows)
     if p4.peer_problem:
         out += [f"The peer did not run: {p4.peer_problem}.", ""]
-    else:
+    out += _comparison("Nothing pinned (the target's)", p4, check(p4.met))
+    if p4.pinned is not None:
+        out += _comparison("Each system on one core", p4.pinned, "no target")
+    return out
+
+
+def _comparison(title: str, found: Comparison, verdict: str) -> list[str]:
+    rows = [_side_row("Emporium: Envoy → identity", found.emporium)]
+    if found.peer.throughput.known:
+        rows.append(_side_row("node-express: gateway → user service", found.peer))
+    out = [f"### {title}", ""]
+    out += table(["system", "req/s", "p50", "p99", "non-2xx/errors", "CPU"], rows)
+    if found.times.known:
         out += [
-            f"Emporium / peer: **{p4.times.text(2, TIMES)}** the throughput at "
-            f"**{p4.p99_fraction.text(2, TIMES)}** the p99 (target ≥ "
-            f"{t.P4_THROUGHPUT_TIMES:.0f}{TIMES} at ≤ 0.33{TIMES} {check(p4.met)}).",
+            f"Emporium / peer: **{found.times.text(2, TIMES)}** the throughput at "
+            f"**{found.p99_fraction.text(2, TIMES)}** the p99 (target ≥ "
+            f"{t.P4_THROUGHPUT_TIMES:.0f}{TIMES} at ≤ 0.33{TIMES}: {verdict}).",
             "",
         ]
     return out

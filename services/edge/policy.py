@@ -86,6 +86,8 @@ class Policy:
     access_log: str = "all"
     health_check_interval_seconds: float = 5.0
     jwt_cache_size: int = 1000
+    #: Envoy's worker threads (``--concurrency``; values.yaml ``edge.concurrency``).
+    worker_threads: int = 1
 
     def with_outlier(self, **changes: Any) -> Policy:
         return replace(self, outlier=replace(self.outlier, **changes))
@@ -119,6 +121,13 @@ def _cost(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _worker_threads(values: Mapping[str, Any]) -> int:
+    threads = int((values.get("edge") or {}).get("concurrency", 1))
+    if threads < 1:
+        raise ValueError(f"edge.concurrency must be at least 1, got {threads}")
+    return threads
+
+
 def policy_from_values(values: Mapping[str, Any]) -> Policy:
     resilience = values["resilience"]
     outlier, pool = resilience["outlier"], resilience["connectionPool"]
@@ -150,6 +159,7 @@ def policy_from_values(values: Mapping[str, Any]) -> Policy:
         retry_on=str(retries.get("retryOn") or "connect-failure,refused-stream"),
         retry_attempts=int(retries.get("attempts", 2)),
         admin_methods=_methods(values["services"], "adminMethods"),
+        worker_threads=_worker_threads(values),
         **_cost(values),
     )
 

@@ -47,6 +47,8 @@ def start(
         "--use-dynamic-base-id",
         "--log-level",
         log_level,
+        "--concurrency",
+        str(spec.policy.worker_threads),
         # Access log lines reach the log file within a fifth of a second.
         "--file-flush-interval-msec",
         "200",

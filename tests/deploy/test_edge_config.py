@@ -133,3 +133,21 @@ def test_edge_configuration_is_a_valid_envoy_bootstrap() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _envoy_args(objects: list[Obj]) -> list[str]:
+    [edge] = [d for d in of_kind(objects, "Deployment").values() if "edge" in d["metadata"]["name"]]
+    [container] = edge["spec"]["template"]["spec"]["containers"]
+    return [str(arg) for arg in container["args"]]
+
+
+def test_edge_runs_as_many_workers_as_its_values_say(
+    default_objects: list[Obj], production_objects: list[Obj], production_values: Obj
+) -> None:
+    """Envoy's default (a worker per core of the node) would be throttled by the CPU limit."""
+    default_args = _envoy_args(default_objects)
+    assert default_args[default_args.index("--concurrency") + 1] == "1"
+    production_args = _envoy_args(production_objects)
+    threads = production_values["edge"]["concurrency"]
+    assert production_args[production_args.index("--concurrency") + 1] == str(threads)
+    assert threads == int(production_values["edge"]["resources"]["limits"]["cpu"])

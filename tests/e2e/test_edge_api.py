@@ -186,6 +186,12 @@ def _grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=30)
 
 
+def test_the_edge_runs_the_worker_threads_its_values_give(mesh: EdgeMesh) -> None:
+    """``edge.concurrency`` (values.yaml) reaches Envoy, not its one-worker-per-core default."""
+    options = json.loads(mesh.admin_get("/server_info"))["command_line_options"]
+    assert options["concurrency"] == mesh.spec.policy.worker_threads == 1
+
+
 def test_grpcurl_lists_services_through_the_edge(mesh: EdgeMesh) -> None:
     result = _grpcurl("-plaintext", mesh.target, "list")
     assert result.returncode == 0, result.stderr

@@ -18,7 +18,7 @@ from google.protobuf import descriptor_pb2
 
 from services.edge.contract import ROOT, edge_descriptor, load_rpcs
 from services.edge.envoy import bootstrap
-from services.edge.policy import load_policy, seconds
+from services.edge.policy import load_policy, policy_from_values, seconds
 from services.edge.render import CHART_FILE, LOCAL_FILE, committed
 from services.edge.spec import chart_spec, committed_local_spec, local_spec
 from services.mesh.edge import envoy_binary
@@ -372,3 +372,10 @@ def test_durations_read_like_kubernetes_ones() -> None:
     assert seconds("250ms") == 0.25
     with pytest.raises(ValueError, match="not a duration"):
         seconds("ten seconds")
+
+
+def test_the_local_edge_runs_the_workers_the_chart_values_give() -> None:
+    assert load_policy().worker_threads == VALUES["edge"]["concurrency"] == 1
+    values = {**VALUES, "edge": {**VALUES["edge"], "concurrency": 0}}
+    with pytest.raises(ValueError, match=r"edge\.concurrency"):
+        policy_from_values(values)
