@@ -121,7 +121,7 @@ async def run(
             result.profiles = await _profiles(plan, mesh, address, path, systems.auth, work)
             log("P4: profiled identity")
     finally:
-        for pid in ours.values():
+        for pid in [*ours.values(), *(edge.process.pid for _, edge in edges.values())]:
             pin_tree(pid, everywhere)
         for child_process in mesh.group.children:
             if child_process.process.pid in peer.pids.values():
@@ -195,11 +195,17 @@ async def _jwt(
     work: Path,
     result: RestReadResult,
 ) -> dict[str, Way]:
+    """Half the load of the pinned comparison (the shared one's when nothing is pinned),
+    each edge in turn on the servers' core with identity, as in that comparison."""
+    measured = result.pinned if result.pinned is not None else result
     schedule = fixed_rate.Schedule.near(
-        max(10.0, round(result.emporium.throughput.median * plan.half_load))
+        max(10.0, round(measured.emporium.throughput.median * plan.half_load))
     )
     rate = schedule.rate
     identity = mesh.children["identity"].process.pid
+    if layout.pinned:
+        for _, child in edges.values():
+            pin_tree(child.process.pid, layout.servers)
     found: dict[str, list[Sample]] = {}
     for _ in range(plan.runs):
         for name, (address, child) in edges.items():

@@ -132,8 +132,8 @@ def p3_section(p3: EdgeCostResult | None, p4: RestReadResult | None) -> list[str
         "defaults: trace sampling 0% — the trace context "
         "still reaches the services —, JSON access log for every request, gRPC health checks "
         "every 5 s, verified JWTs cached). The JWT rows are the authenticated read of P4 at "
-        "half of its wrk maximum (h2load as above, with the `authorization` header), "
-        "identity behind the edge.",
+        "half of its wrk maximum with each system on one core (h2load as above, with the "
+        "`authorization` header), each edge in turn on that core with identity.",
         "",
     ]
     base = p3.variants.get("default")
