@@ -110,12 +110,12 @@ async def run(
     result.peer_problem = peer.problem
     systems = _Systems(f"http://{address}{path}", f"authorization: Bearer {token}", ours, peer)
     try:
-        shared = await _compare(plan, systems, Layout(everywhere, everywhere), log, "shared")
+        shared = await _compare(plan, systems, None, log, "shared")
         _copy(shared, result)
         if layout.pinned:
             for pid in [*ours.values(), *peer.pids.values()]:
                 pin_tree(pid, layout.servers)
-            result.pinned = await _compare(plan, systems, layout, log, "pinned")
+            result.pinned = await _compare(plan, systems, layout.generators, log, "pinned")
         result.jwt = await _jwt(plan, mesh, edges, layout, path, token, work, result)
         if profile and plan.profile_seconds > 0 and result.met is False:
             result.profiles = await _profiles(plan, mesh, address, path, systems.auth, work)
@@ -144,16 +144,15 @@ def _copy(source: Comparison, target: Comparison) -> None:
 
 
 async def _compare(
-    plan: Plan, systems: _Systems, layout: Layout, log: Log, name: str
+    plan: Plan, systems: _Systems, generators: tuple[int, ...] | None, log: Log, name: str
 ) -> Comparison:
-    """``plan.runs`` alternating wrk runs of Emporium and the peer, wrk on ``layout``'s
-    generator cores (every core when nothing is pinned)."""
+    """``plan.runs`` alternating wrk runs of Emporium and the peer, wrk on ``generators``
+    (``None``: not pinned)."""
     peer = systems.peer
     emporium_runs: list[tools.ToolRun] = []
     peer_runs: list[tools.ToolRun] = []
     emporium_cores: list[dict[str, float]] = []
     peer_cores: list[dict[str, float]] = []
-    generators = layout.generators if layout.pinned else None
     for number in range(plan.runs):
         meter = CpuMeter(systems.ours)
         meter.start()

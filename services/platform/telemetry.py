@@ -16,7 +16,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 import grpc
@@ -94,10 +93,6 @@ def unrecorded_span(parent: SpanContext | None) -> NonRecordingSpan:
     return NonRecordingSpan(SpanContext(trace_id, _rng.getrandbits(64) or 1, is_remote=False))
 
 
-#: Which :func:`_current` block the running context is in.
-_scope: ContextVar[object | None] = ContextVar("emporium_trace_scope", default=None)
-
-
 @contextmanager
 def _current(span: trace.Span) -> Iterator[trace.Span]:
     """Makes ``span`` current while the block runs.
@@ -107,15 +102,13 @@ def _current(span: trace.Span) -> Iterator[trace.Span]:
     There the span is not current and detaching it would fail (OpenTelemetry logs that as
     an error): nothing needs restoring, since the call's context went with its task.
     """
-    mark = object()
-    outer = _scope.set(mark)
-    token = otel_context.attach(trace.set_span_in_context(span))
+    attached = trace.set_span_in_context(span)
+    token = otel_context.attach(attached)
     try:
         yield span
     finally:
-        if _scope.get() is mark:
+        if otel_context.get_current() is attached:
             otel_context.detach(token)
-            _scope.reset(outer)
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .chart import CHART, SERVICES, Obj, of_kind
+from .chart import CHART, SERVICES, Obj, of_kind, pod_templates
 
 ENVOY_CONFIG = CHART / "files" / "envoy.yaml"
 
@@ -136,8 +136,8 @@ def test_edge_configuration_is_a_valid_envoy_bootstrap() -> None:
 
 
 def _envoy_args(objects: list[Obj]) -> list[str]:
-    [edge] = [d for d in of_kind(objects, "Deployment").values() if "edge" in d["metadata"]["name"]]
-    [container] = edge["spec"]["template"]["spec"]["containers"]
+    [edge] = [pod for name, pod in pod_templates(objects).items() if "edge" in name]
+    [container] = edge["spec"]["containers"]
     return [str(arg) for arg in container["args"]]
 
 
