@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
@@ -13,6 +14,9 @@ _handler: logging.StreamHandler[Any] | None = None
 _service = ""
 _second = -1
 _second_text = ""
+_root = logging.getLogger()
+_heads: dict[tuple[str, int, str], str] = {}
+_INF = float("inf")
 
 
 def _timestamp(created: float) -> str:
@@ -56,30 +60,53 @@ def configure(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     _handler, _service = handler, service
+    _heads.clear()
+
+
+def _json_value(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _quote(value)
+    if kind is int or kind is float:
+        return repr(value) if value == value and abs(value) != _INF else "null"
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    return json.dumps(value, default=str)
+
+
+def _head(logger: logging.Logger, level: int, msg: str) -> str:
+    """The start of a line, up to its fields: the same for every line of ``logger``,
+    ``level`` and ``msg`` but for the time, so made once."""
+    key = (logger.name, level, msg)
+    head = _heads.get(key)
+    if head is None:
+        head = _heads[key] = (
+            f',"level":{_quote(logging.getLevelName(level).lower())},"service":{_quote(_service)}'
+            f',"logger":{_quote(logger.name)},"msg":{_quote(msg)}'
+        )
+    return head
 
 
 def fast_line(logger: logging.Logger, level: int, msg: str, fields: dict[str, Any]) -> None:
     """Logs ``msg`` with ``fields`` as :class:`JsonFormatter` would, without a LogRecord.
 
     For per-request lines (the access log): building a LogRecord and formatting it costs
-    several times the write. Falls back to the logging machinery when the process's JSON
-    handler is not the root's (tests capturing logs, another configuration).
+    several times the write, and so does ``json.dumps`` of the whole line; here everything
+    but the time and the fields is encoded once per logger, level and message. Falls back
+    to the logging machinery when the process's JSON handler is not the root's alone
+    (tests capturing logs, another configuration).
     """
     if not logger.isEnabledFor(level):
         return
     handler = _handler
-    if handler is None or logging.getLogger().handlers != [handler] or logger.handlers:
+    handlers = _root.handlers
+    if handler is None or len(handlers) != 1 or handlers[0] is not handler or logger.handlers:
         logger.log(level, msg, extra=fields)
         return
-    entry = {
-        "ts": _timestamp(time.time()),
-        "level": logging.getLevelName(level).lower(),
-        "service": _service,
-        "logger": logger.name,
-        "msg": msg,
-        **fields,
-    }
-    line = json.dumps(entry, default=str) + "\n"
+    body = "".join([f",{_quote(key)}:{_json_value(value)}" for key, value in fields.items()])
+    line = f'{{"ts":"{_timestamp(time.time())}"{_head(logger, level, msg)}{body}}}\n'
     handler.acquire()
     try:
         handler.stream.write(line)

@@ -6,6 +6,7 @@ import logging
 
 import grpc
 from opentelemetry import trace
+from prometheus_client import Counter, Histogram
 
 from services.platform import auth, logs
 from services.platform.metrics import Metrics
@@ -38,15 +39,28 @@ class AccessLog(Middleware):
 
 
 class RecordMetrics(Middleware):
-    """Counts RPCs by method and code and observes their latency."""
+    """Counts RPCs by method and code and observes their latency.
+
+    Each method's and code's instruments are looked up once (a labelled child costs a
+    locked dictionary lookup in prometheus_client) and kept: their number is bounded by the
+    methods served times the status codes.
+    """
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        self._children: dict[tuple[str, grpc.StatusCode], tuple[Counter, Histogram]] = {}
 
     def on_end(self, call: CallInfo, code: grpc.StatusCode, seconds: float) -> None:
-        service, method = call.service_name, call.method_name
-        self._metrics.rpcs.labels(service, method, code.name).inc()
-        self._metrics.latency.labels(service, method).observe(seconds)
+        children = self._children.get((call.method, code))
+        if children is None:
+            service, method = call.service_name, call.method_name
+            children = self._children[(call.method, code)] = (
+                self._metrics.rpcs.labels(service, method, code.name),
+                self._metrics.latency.labels(service, method),
+            )
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)
 
 
 class Authenticate(Middleware):

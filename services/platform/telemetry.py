@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import grpc
@@ -93,49 +93,58 @@ def unrecorded_span(parent: SpanContext | None) -> NonRecordingSpan:
     return NonRecordingSpan(SpanContext(trace_id, _rng.getrandbits(64) or 1, is_remote=False))
 
 
-@contextmanager
-def _current(span: trace.Span) -> Iterator[trace.Span]:
-    """Makes ``span`` current while the block runs.
+class _Current:
+    """Makes ``span`` current while the block runs (a class, not a generator: it is entered
+    once per RPC and per event applied).
 
     A streaming handler that gRPC abandons mid-stream (its call cancelled while a message
     was being sent) is closed later by the event loop's finalizer, in another context.
     There the span is not current and detaching it would fail (OpenTelemetry logs that as
     an error): nothing needs restoring, since the call's context went with its task.
     """
-    attached = trace.set_span_in_context(span)
-    token = otel_context.attach(attached)
-    try:
-        yield span
-    finally:
-        if otel_context.get_current() is attached:
-            otel_context.detach(token)
+
+    __slots__ = ("_attached", "_span", "_token")
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+
+    def __enter__(self) -> trace.Span:
+        self._attached = trace.set_span_in_context(self._span)
+        self._token = otel_context.attach(self._attached)
+        return self._span
+
+    def __exit__(self, *exc_info: object) -> None:
+        if otel_context.get_current() is self._attached:
+            otel_context.detach(self._token)
 
 
-@contextmanager
-def unrecorded_trace(parent: SpanContext | None) -> Iterator[trace.Span]:
+def unrecorded_trace(parent: SpanContext | None) -> AbstractContextManager[trace.Span]:
     """Makes an :func:`unrecorded_span` current while the block runs: the trace id reaches
     logs, outgoing calls and events at the cost of a context switch."""
-    with _current(unrecorded_span(parent)) as span:
-        yield span
+    return _Current(unrecorded_span(parent))
 
 
-@contextmanager
-def server_span(method: str, header: str | None) -> Iterator[trace.Span]:
+def server_span(method: str, header: str | None) -> AbstractContextManager[trace.Span]:
     """The span of one incoming RPC, current while the handler runs.
 
     Unrecorded (the default): an :func:`unrecorded_trace` in the caller's trace.
     """
     parent = parse_traceparent(header)
     if not _recording or _tracer is None:
-        with unrecorded_trace(parent) as span:
-            yield span
-        return
+        return _Current(unrecorded_span(parent))
+    return _recorded_server_span(_tracer, method, parent)
+
+
+@contextmanager
+def _recorded_server_span(
+    tracer: trace.Tracer, method: str, parent: SpanContext | None
+) -> Iterator[trace.Span]:
     ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
-    span = _tracer.start_span(
+    span = tracer.start_span(
         method, context=ctx, kind=SpanKind.SERVER, attributes={"rpc.method": method}
     )
     try:
-        with _current(span):
+        with _Current(span):
             yield span
     except Exception as exc:
         span.record_exception(exc)
