@@ -34,6 +34,24 @@ def product_proto(product: Product) -> pb.Product:
     )
 
 
+class ProductMessages:
+    """Each product's API message, made once per version of the product and reused: reads
+    are answered from memory (``cache.py``), and building the message is most of what
+    such a read costs. A product is immutable, so a new version is a new object and gets
+    a new message; a message handed out is only ever copied into a response."""
+
+    __slots__ = ("_made",)
+
+    def __init__(self) -> None:
+        self._made: dict[str, tuple[Product, pb.Product]] = {}
+
+    def of(self, product: Product) -> pb.Product:
+        made = self._made.get(product.product_id)
+        if made is None or made[0] is not product:
+            made = self._made[product.product_id] = (product, product_proto(product))
+        return made[1]
+
+
 # -- events ------------------------------------------------------------------------------
 
 

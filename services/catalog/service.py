@@ -5,7 +5,7 @@ from __future__ import annotations
 from emporium.catalog.v1 import catalog_service_pb2 as pb
 from emporium.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 
-from services.catalog.codec import price_from, product_proto
+from services.catalog.codec import ProductMessages, price_from, product_proto
 from services.catalog.domain import CreateProduct, ListProducts, UpdateProduct
 from services.catalog.handlers import Catalog
 from services.platform.types import Context
@@ -14,6 +14,7 @@ from services.platform.types import Context
 class CatalogServicer(pb_grpc.CatalogServiceServicer):
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
+        self._messages = ProductMessages()
 
     async def ListProducts(
         self, request: pb.ListProductsRequest, context: Context
@@ -22,7 +23,7 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
             ListProducts(request.page_size, request.page_token, request.category_id, request.query)
         )
         return pb.ListProductsResponse(
-            products=[product_proto(p) for p in page.products],
+            products=[self._messages.of(p) for p in page.products],
             next_page_token=page.next_page_token,
             total_size=page.total_size,
         )
@@ -31,13 +32,13 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
         self, request: pb.GetProductRequest, context: Context
     ) -> pb.GetProductResponse:
         product = await self._catalog.get_product(request.product_id)
-        return pb.GetProductResponse(product=product_proto(product))
+        return pb.GetProductResponse(product=self._messages.of(product))
 
     async def BatchGetProducts(
         self, request: pb.BatchGetProductsRequest, context: Context
     ) -> pb.BatchGetProductsResponse:
         found = await self._catalog.batch_get_products(list(request.product_ids))
-        return pb.BatchGetProductsResponse(products=[product_proto(p) for p in found])
+        return pb.BatchGetProductsResponse(products=[self._messages.of(p) for p in found])
 
     async def ListCategories(
         self, request: pb.ListCategoriesRequest, context: Context

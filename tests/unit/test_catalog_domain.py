@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from services.catalog.codec import ProductMessages, product_proto
 from services.catalog.demo import DEMO_PRODUCTS
 from services.catalog.domain import (
     CreateProduct,
@@ -93,3 +94,14 @@ def test_product_ids_are_uuid7_and_sort_by_creation() -> None:
     ids = [time_ordered_id() for _ in range(3)]
     assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
     assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)  # the millisecond prefix
+
+
+def test_a_product_s_message_is_made_once_per_version_of_the_product() -> None:
+    messages = ProductMessages()
+    product = _product()
+    first = messages.of(product)
+    assert messages.of(product) is first
+    assert first == product_proto(product)
+    renamed = UpdateProduct("p-1", name="Teapot").apply(product, now_us=9)
+    assert messages.of(renamed).name == "Teapot"
+    assert messages.of(renamed) is not first
