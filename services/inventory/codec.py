@@ -9,7 +9,7 @@ from emporium.inventory.v1 import events_pb2 as events
 from emporium.inventory.v1 import inventory_service_pb2 as pb
 
 from services.inventory.domain import AdjustStock, Line, Reservation, Status, StockLevel
-from services.platform.clock import timestamp
+from services.platform.clock import optional_timestamp, timestamp
 from services.platform.codec import fields_of, from_row
 from services.platform.db import Row
 
@@ -31,17 +31,15 @@ def line_protos(lines: tuple[Line, ...]) -> list[pb.ReservationLine]:
 
 
 def reservation_proto(reservation: Reservation) -> pb.Reservation:
-    message = pb.Reservation(
+    return pb.Reservation(
         **fields_of(reservation, "reservation_id", "order_id"),
         status=_STATUS[reservation.status],
         lines=line_protos(reservation.lines),
+        expire_time=optional_timestamp(reservation.expires_at_us),
         unavailable_skus=list(reservation.unavailable_skus),
         create_time=timestamp(reservation.created_at_us),
         update_time=timestamp(reservation.updated_at_us),
     )
-    if reservation.expires_at_us is not None:
-        message.expire_time.CopyFrom(timestamp(reservation.expires_at_us))
-    return message
 
 
 def stock_proto(level: StockLevel) -> pb.StockLevel:
