@@ -87,47 +87,42 @@ def _occurred_at_us(message: Any) -> int:
     return int(message.occur_time.ToMicroseconds())
 
 
-def _placed(payload: bytes) -> domain.Event:
-    p = ev.OrderPlaced.FromString(payload)
-    return from_message(
-        domain.OrderPlaced,
-        p,
-        lines=tuple(line(item) for item in p.lines),
-        total=money(p.total),
-        address=address(p.shipping_address),
-        occurred_at_us=_occurred_at_us(p),
-    )
+def _lines_and_address(p: ev.OrderPlaced | ev.OrderConfirmed) -> dict[str, Any]:
+    """The fields of the events that carry the order's lines and shipping address."""
+    return {
+        "lines": tuple(line(item) for item in p.lines),
+        "address": address(p.shipping_address),
+    }
 
 
-def _confirmed(payload: bytes) -> domain.Event:
-    p = ev.OrderConfirmed.FromString(payload)
-    return from_message(
-        domain.OrderConfirmed,
-        p,
-        lines=tuple(line(item) for item in p.lines),
-        address=address(p.shipping_address),
-        occurred_at_us=_occurred_at_us(p),
-    )
+def _placed(p: ev.OrderPlaced) -> dict[str, Any]:
+    return {**_lines_and_address(p), "total": money(p.total)}
 
 
-def _same_fields(
-    kind: Callable[..., domain.Event], message_type: type[Message]
+def _decoder(
+    kind: Callable[..., domain.Event],
+    message_type: type[Message],
+    converted: Callable[[Any], dict[str, Any]] | None = None,
 ) -> Callable[[bytes], domain.Event]:
-    """The decoder of an event whose fields are its message's, but for the time."""
+    """The decoder of an event whose fields are its message's, but for the time and the
+    fields ``converted(message)`` gives."""
 
     def decode(payload: bytes) -> domain.Event:
         p = message_type.FromString(payload)
-        return from_message(kind, p, occurred_at_us=_occurred_at_us(p))
+        fields = converted(p) if converted is not None else {}
+        return from_message(kind, p, occurred_at_us=_occurred_at_us(p), **fields)
 
     return decode
 
 
 _DECODERS: dict[str, Callable[[bytes], domain.Event]] = {
-    ev.OrderPlaced.DESCRIPTOR.full_name: _placed,
-    ev.OrderConfirmed.DESCRIPTOR.full_name: _confirmed,
-    ev.OrderRejected.DESCRIPTOR.full_name: _same_fields(domain.OrderRejected, ev.OrderRejected),
-    ev.OrderCancelled.DESCRIPTOR.full_name: _same_fields(domain.OrderCancelled, ev.OrderCancelled),
-    ev.OrderShipped.DESCRIPTOR.full_name: _same_fields(domain.OrderShipped, ev.OrderShipped),
+    ev.OrderPlaced.DESCRIPTOR.full_name: _decoder(domain.OrderPlaced, ev.OrderPlaced, _placed),
+    ev.OrderConfirmed.DESCRIPTOR.full_name: _decoder(
+        domain.OrderConfirmed, ev.OrderConfirmed, _lines_and_address
+    ),
+    ev.OrderRejected.DESCRIPTOR.full_name: _decoder(domain.OrderRejected, ev.OrderRejected),
+    ev.OrderCancelled.DESCRIPTOR.full_name: _decoder(domain.OrderCancelled, ev.OrderCancelled),
+    ev.OrderShipped.DESCRIPTOR.full_name: _decoder(domain.OrderShipped, ev.OrderShipped),
 }
 
 
