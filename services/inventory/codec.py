@@ -52,12 +52,19 @@ def stock_proto(level: StockLevel) -> pb.StockLevel:
 # -- events ------------------------------------------------------------------------------
 
 
+def _event(reservation: Reservation) -> dict[str, Any]:
+    """What the events of a held reservation say: which one, of which order, its lines and
+    when it changed."""
+    return {
+        **fields_of(reservation, "reservation_id", "order_id"),
+        "lines": line_protos(reservation.lines),
+        "occur_time": timestamp(reservation.updated_at_us),
+    }
+
+
 def stock_reserved(reservation: Reservation) -> events.StockReserved:
     return events.StockReserved(
-        **fields_of(reservation, "reservation_id", "order_id"),
-        lines=line_protos(reservation.lines),
-        expire_time=timestamp(reservation.expires_at_us or 0),
-        occur_time=timestamp(reservation.updated_at_us),
+        **_event(reservation), expire_time=timestamp(reservation.expires_at_us or 0)
     )
 
 
@@ -72,20 +79,11 @@ def stock_reservation_failed(reservation: Reservation) -> events.StockReservatio
 
 
 def stock_released(reservation: Reservation, reason: str) -> events.StockReleased:
-    return events.StockReleased(
-        **fields_of(reservation, "reservation_id", "order_id"),
-        lines=line_protos(reservation.lines),
-        reason=reason,
-        occur_time=timestamp(reservation.updated_at_us),
-    )
+    return events.StockReleased(**_event(reservation), reason=reason)
 
 
 def stock_committed(reservation: Reservation) -> events.StockCommitted:
-    return events.StockCommitted(
-        **fields_of(reservation, "reservation_id", "order_id"),
-        lines=line_protos(reservation.lines),
-        occur_time=timestamp(reservation.updated_at_us),
-    )
+    return events.StockCommitted(**_event(reservation))
 
 
 def stock_adjusted(command: AdjustStock, level: StockLevel) -> events.StockAdjusted:
