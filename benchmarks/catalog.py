@@ -16,11 +16,12 @@ from benchmarks.tools import taskset
 from services.catalog.domain import CreateProduct, Price
 from services.catalog.handlers import Catalog
 from services.catalog.main import MIGRATIONS
-from services.catalog.repository import unit_of_work
+from services.catalog.repository import SqlCatalogTx
 from services.mesh.health import wait_serving
 from services.mesh.processes import Child, ProcessGroup
 from services.platform import auth
 from services.platform.db import Database
+from services.platform.uow import SqlUnitOfWork
 
 PRODUCT_COUNT = 50
 _starts = itertools.count(1)
@@ -31,7 +32,7 @@ async def seed_catalog(database_url: str) -> str:
     benchmark (the middle one, so an index lookup is not trivially the first row)."""
     db = Database(database_url, MIGRATIONS)
     await db.migrate()
-    catalog = Catalog(unit_of_work(db))
+    catalog = Catalog(SqlUnitOfWork(db, SqlCatalogTx))
     await catalog.load()
     auth.set_caller(auth.Caller("bench:admin", "bench", frozenset({auth.ADMIN_ROLE})))
     try:

@@ -55,29 +55,28 @@ class ProductMessages:
 # -- events ------------------------------------------------------------------------------
 
 
+def _event(product: Product, at_us: int) -> dict[str, Any]:
+    """What every catalog event says: the product (its id and SKU) and when."""
+    return {**fields_of(product, "product_id", "sku"), "occur_time": timestamp(at_us)}
+
+
 def product_created(product: Product) -> events_pb2.ProductCreated:
     return events_pb2.ProductCreated(
-        **fields_of(product, "product_id", "sku", "name", "category_id"),
+        **_event(product, product.created_at_us),
+        **fields_of(product, "name", "category_id"),
         price=money(product.price),
-        occur_time=timestamp(product.created_at_us),
     )
 
 
 def product_updated(product: Product) -> events_pb2.ProductUpdated:
-    return events_pb2.ProductUpdated(
-        product_id=product.product_id,
-        sku=product.sku,
-        occur_time=timestamp(product.updated_at_us),
-    )
+    return events_pb2.ProductUpdated(**_event(product, product.updated_at_us))
 
 
 def price_changed(before: Product, after: Product) -> events_pb2.PriceChanged:
     return events_pb2.PriceChanged(
-        product_id=after.product_id,
-        sku=after.sku,
+        **_event(after, after.updated_at_us),
         old_price=money(before.price),
         new_price=money(after.price),
-        occur_time=timestamp(after.updated_at_us),
     )
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Annotated
 
 from services.platform.errors import Validator
+from services.platform.validation import Text, Validated
 
 SKU = re.compile(r"^[A-Z0-9-]{1,64}$")
 CATEGORY = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -126,10 +128,10 @@ class CreateProduct:
 
 
 @dataclass(frozen=True, slots=True)
-class UpdateProduct:
+class UpdateProduct(Validated):
     """Command: change the fields that are not ``None``."""
 
-    product_id: str
+    product_id: Annotated[str, Text(64)]
     name: str | None = None
     description: str | None = None
     category_id: str | None = None
@@ -137,9 +139,7 @@ class UpdateProduct:
     image_url: str | None = None
     active: bool | None = None
 
-    def validate(self) -> None:
-        v = Validator()
-        v.text(self.product_id, "product_id", max_len=64)
+    def check(self, v: Validator) -> None:
         if self.name is not None:
             _check_name(v, self.name)
         if self.description is not None:
@@ -150,7 +150,6 @@ class UpdateProduct:
             _check_price(v, self.price)
         if self.image_url is not None:
             _check_image_url(v, self.image_url)
-        v.raise_if_any()
 
     def apply(self, product: Product, now_us: int) -> Product:
         """The product after this change; the same object when nothing differs."""

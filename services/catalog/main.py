@@ -9,7 +9,7 @@ from emporium.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 
 from services.catalog.follower import CatalogFollower
 from services.catalog.handlers import Catalog
-from services.catalog.repository import unit_of_work
+from services.catalog.repository import SqlCatalogTx
 from services.catalog.service import CatalogServicer
 from services.platform import runner
 from services.platform.bus import Bus
@@ -18,6 +18,7 @@ from services.platform.db import Database
 from services.platform.metrics import Metrics
 from services.platform.publishing import outbox_publishing
 from services.platform.server import ServiceDefinition
+from services.platform.uow import SqlUnitOfWork
 
 SERVICE = pb.DESCRIPTOR.services_by_name["CatalogService"].full_name
 PUBLIC = [
@@ -30,7 +31,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
-    catalog = Catalog(unit_of_work(db))
+    catalog = Catalog(SqlUnitOfWork(db, SqlCatalogTx))
     await catalog.load()
     start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)
     if settings.redis_url:  # other replicas' writes reach this one's cache as events

@@ -7,9 +7,9 @@ from sqlalchemy import bindparam, insert, select, update
 from services.catalog.codec import product_from_row, product_row
 from services.catalog.domain import Product
 from services.catalog.tables import products
-from services.platform.db import Database, IntegrityViolation, Transaction
+from services.platform.db import IntegrityViolation
 from services.platform.errors import AlreadyExists
-from services.platform.uow import SqlRepository, SqlTx, SqlUnitOfWork
+from services.platform.uow import SqlRepository, SqlTx
 
 STREAM = "catalog"
 
@@ -48,12 +48,5 @@ class SqlProducts(SqlRepository):
 class SqlCatalogTx(SqlTx):
     """Catalog's repositories in one transaction."""
 
-    __slots__ = ("products",)
-
-    def __init__(self, tx: Transaction) -> None:
-        super().__init__(tx, STREAM)
-        self.products = SqlProducts(tx)
-
-
-def unit_of_work(db: Database) -> SqlUnitOfWork[SqlCatalogTx]:
-    return SqlUnitOfWork(db, SqlCatalogTx)
+    stream = STREAM
+    products: SqlProducts

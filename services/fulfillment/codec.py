@@ -8,7 +8,7 @@ from emporium.fulfillment.v1 import events_pb2 as events
 from emporium.fulfillment.v1 import fulfillment_service_pb2 as pb
 
 from services.fulfillment.domain import Shipment, ShipmentStatus
-from services.platform.clock import timestamp
+from services.platform.clock import optional_timestamp, timestamp
 from services.platform.codec import field_names, fields_of, from_row
 from services.platform.db import Row
 
@@ -17,14 +17,12 @@ _SHARED = ("shipment_id", "order_id", "carrier", "tracking_number")
 
 
 def shipment_proto(shipment: Shipment) -> pb.Shipment:
-    message = pb.Shipment(
+    return pb.Shipment(
         **fields_of(shipment, *_SHARED),
         status=pb.ShipmentStatus.Value(f"SHIPMENT_STATUS_{shipment.status.value}"),
         create_time=timestamp(shipment.created_at_us),
+        dispatch_time=optional_timestamp(shipment.dispatched_at_us),
     )
-    if shipment.dispatched_at_us is not None:
-        message.dispatch_time.CopyFrom(timestamp(shipment.dispatched_at_us))
-    return message
 
 
 def shipment_created(shipment: Shipment) -> events.ShipmentCreated:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass
+from typing import Annotated
 
-from services.platform.errors import Validator
+from services.platform.validation import Text, Validated
 
 MAX_ID = 64
+OrderId = Annotated[str, Text(MAX_ID)]
 
 
 class ShipmentStatus(enum.StrEnum):
@@ -67,26 +69,15 @@ def cancelled(shipment_id: str, order_id: str, now_us: int) -> Shipment:
 
 
 @dataclass(frozen=True, slots=True)
-class CancelShipment:
+class CancelShipment(Validated):
     """Command (the order service's): never dispatch this order."""
 
-    order_id: str
-    reason: str
-
-    def validate(self) -> None:
-        v = Validator()
-        v.text(self.order_id, "order_id", max_len=MAX_ID)
-        v.text(self.reason, "reason", max_len=500, required=False)
-        v.raise_if_any()
+    order_id: OrderId
+    reason: Annotated[str, Text(500, required=False)]
 
 
 @dataclass(frozen=True, slots=True)
-class GetShipment:
+class GetShipment(Validated):
     """Query: the shipment of an order."""
 
-    order_id: str
-
-    def validate(self) -> None:
-        v = Validator()
-        v.text(self.order_id, "order_id", max_len=MAX_ID)
-        v.raise_if_any()
+    order_id: OrderId

@@ -14,7 +14,7 @@ from emporium.fulfillment.v1 import fulfillment_service_pb2 as pb
 from emporium.fulfillment.v1 import fulfillment_service_pb2_grpc as pb_grpc
 
 from services.fulfillment.handlers import ORDER_CONFIRMED, Fulfillment, handle_order_confirmed
-from services.fulfillment.repository import unit_of_work
+from services.fulfillment.repository import SqlFulfillmentTx
 from services.fulfillment.service import FulfillmentServicer
 from services.platform import runner
 from services.platform.config import Settings
@@ -22,6 +22,7 @@ from services.platform.db import Database
 from services.platform.metrics import Metrics
 from services.platform.publishing import consuming, outbox_publishing
 from services.platform.server import Hook, ServiceDefinition
+from services.platform.uow import SqlUnitOfWork
 
 SERVICE = pb.DESCRIPTOR.services_by_name["FulfillmentService"].full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -31,7 +32,7 @@ GROUP = "fulfillment"
 async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
-    uow = unit_of_work(db)
+    uow = SqlUnitOfWork(db, SqlFulfillmentTx)
     fulfillment = Fulfillment(uow)
     start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)
     start_consuming, stop_consuming = consuming(

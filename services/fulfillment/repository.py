@@ -7,8 +7,7 @@ from sqlalchemy import bindparam, insert, select
 from services.fulfillment.codec import shipment_from_row, shipment_row
 from services.fulfillment.domain import Shipment
 from services.fulfillment.tables import shipments
-from services.platform.db import Database, Transaction
-from services.platform.uow import SqlRepository, SqlTx, SqlUnitOfWork
+from services.platform.uow import SqlRepository, SqlTx
 
 #: The outbox stream fulfillment publishes on.
 STREAM = "fulfillment"
@@ -29,12 +28,5 @@ class SqlShipments(SqlRepository):
 class SqlFulfillmentTx(SqlTx):
     """Fulfillment's repositories in one transaction."""
 
-    __slots__ = ("shipments",)
-
-    def __init__(self, tx: Transaction) -> None:
-        super().__init__(tx, STREAM)
-        self.shipments = SqlShipments(tx)
-
-
-def unit_of_work(db: Database) -> SqlUnitOfWork[SqlFulfillmentTx]:
-    return SqlUnitOfWork(db, SqlFulfillmentTx)
+    stream = STREAM
+    shipments: SqlShipments

@@ -16,20 +16,17 @@ from services.platform.db import Row
 _SHARED = ("user_id", "username", "email", "display_name")
 
 
+def _public(user: User) -> dict[str, Any]:
+    """What the API's User and the UserRegistered event both say of a user."""
+    return {**fields_of(user, *_SHARED), "roles": list(user.roles)}
+
+
 def user_proto(user: User) -> pb.User:
-    return pb.User(
-        **fields_of(user, *_SHARED),
-        roles=list(user.roles),
-        create_time=timestamp(user.created_at_us),
-    )
+    return pb.User(**_public(user), create_time=timestamp(user.created_at_us))
 
 
 def user_registered(user: User) -> events_pb2.UserRegistered:
-    return events_pb2.UserRegistered(
-        **fields_of(user, *_SHARED),
-        roles=list(user.roles),
-        occur_time=timestamp(user.created_at_us),
-    )
+    return events_pb2.UserRegistered(**_public(user), occur_time=timestamp(user.created_at_us))
 
 
 def user_row(user: User) -> dict[str, Any]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from services.platform.errors import Validator
+from services.platform.validation import Text, Validated
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,31}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -72,14 +74,8 @@ class Register:
 
 
 @dataclass(frozen=True, slots=True)
-class Login:
+class Login(Validated):
     """Command: exchange a username and password for an access token."""
 
-    username: str
-    password: str
-
-    def validate(self) -> None:
-        v = Validator()
-        v.text(self.username, "username", max_len=64)
-        v.text(self.password, "password", max_len=MAX_PASSWORD)
-        v.raise_if_any()
+    username: Annotated[str, Text(64)]
+    password: Annotated[str, Text(MAX_PASSWORD)]

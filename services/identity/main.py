@@ -10,7 +10,7 @@ from emporium.identity.v1 import identity_service_pb2_grpc as pb_grpc
 from services.identity.domain import service_account_username
 from services.identity.handlers import Identity, load_signing_key
 from services.identity.passwords import Passwords
-from services.identity.repository import unit_of_work
+from services.identity.repository import SqlIdentityTx
 from services.identity.service import IdentityServicer
 from services.identity.tokens import TokenIssuer
 from services.platform import runner
@@ -20,6 +20,7 @@ from services.platform.db import Database
 from services.platform.metrics import Metrics
 from services.platform.publishing import outbox_publishing
 from services.platform.server import ServiceDefinition
+from services.platform.uow import SqlUnitOfWork
 
 SERVICE = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
 PUBLIC = [f"/{SERVICE}/Register", f"/{SERVICE}/Login", f"/{SERVICE}/GetJwks"]
@@ -29,7 +30,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
-    uow = unit_of_work(db)
+    uow = SqlUnitOfWork(db, SqlIdentityTx)
     key = await load_signing_key(uow, settings.jwt_signing_key_pem)
     issuer = TokenIssuer(
         key,

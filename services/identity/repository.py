@@ -7,9 +7,9 @@ from sqlalchemy import bindparam, insert, or_, select
 from services.identity.codec import user_from_row, user_row
 from services.identity.domain import User
 from services.identity.tables import signing_keys, users
-from services.platform.db import Database, IntegrityViolation, Transaction
+from services.platform.db import IntegrityViolation
 from services.platform.errors import AlreadyExists
-from services.platform.uow import SqlRepository, SqlTx, SqlUnitOfWork
+from services.platform.uow import SqlRepository, SqlTx
 
 STREAM = "identity"
 
@@ -56,13 +56,6 @@ class SqlSigningKeys(SqlRepository):
 class SqlIdentityTx(SqlTx):
     """Identity's repositories in one transaction."""
 
-    __slots__ = ("signing_keys", "users")
-
-    def __init__(self, tx: Transaction) -> None:
-        super().__init__(tx, STREAM)
-        self.users = SqlUsers(tx)
-        self.signing_keys = SqlSigningKeys(tx)
-
-
-def unit_of_work(db: Database) -> SqlUnitOfWork[SqlIdentityTx]:
-    return SqlUnitOfWork(db, SqlIdentityTx)
+    stream = STREAM
+    users: SqlUsers
+    signing_keys: SqlSigningKeys

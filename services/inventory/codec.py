@@ -9,7 +9,7 @@ from emporium.inventory.v1 import events_pb2 as events
 from emporium.inventory.v1 import inventory_service_pb2 as pb
 
 from services.inventory.domain import AdjustStock, Line, Reservation, Status, StockLevel
-from services.platform.clock import timestamp
+from services.platform.clock import optional_timestamp, timestamp
 from services.platform.codec import fields_of, from_row
 from services.platform.db import Row
 
@@ -31,17 +31,15 @@ def line_protos(lines: tuple[Line, ...]) -> list[pb.ReservationLine]:
 
 
 def reservation_proto(reservation: Reservation) -> pb.Reservation:
-    message = pb.Reservation(
+    return pb.Reservation(
         **fields_of(reservation, "reservation_id", "order_id"),
         status=_STATUS[reservation.status],
         lines=line_protos(reservation.lines),
+        expire_time=optional_timestamp(reservation.expires_at_us),
         unavailable_skus=list(reservation.unavailable_skus),
         create_time=timestamp(reservation.created_at_us),
         update_time=timestamp(reservation.updated_at_us),
     )
-    if reservation.expires_at_us is not None:
-        message.expire_time.CopyFrom(timestamp(reservation.expires_at_us))
-    return message
 
 
 def stock_proto(level: StockLevel) -> pb.StockLevel:
@@ -54,12 +52,19 @@ def stock_proto(level: StockLevel) -> pb.StockLevel:
 # -- events ------------------------------------------------------------------------------
 
 
+def _event(reservation: Reservation) -> dict[str, Any]:
+    """What the events of a held reservation say: which one, of which order, its lines and
+    when it changed."""
+    return {
+        **fields_of(reservation, "reservation_id", "order_id"),
+        "lines": line_protos(reservation.lines),
+        "occur_time": timestamp(reservation.updated_at_us),
+    }
+
+
 def stock_reserved(reservation: Reservation) -> events.StockReserved:
     return events.StockReserved(
-        **fields_of(reservation, "reservation_id", "order_id"),
-        lines=line_protos(reservation.lines),
-        expire_time=timestamp(reservation.expires_at_us or 0),
-        occur_time=timestamp(reservation.updated_at_us),
+        **_event(reservation), expire_time=timestamp(reservation.expires_at_us or 0)
     )
 
 
@@ -74,20 +79,11 @@ def stock_reservation_failed(reservation: Reservation) -> events.StockReservatio
 
 
 def stock_released(reservation: Reservation, reason: str) -> events.StockReleased:
-    return events.StockReleased(
-        **fields_of(reservation, "reservation_id", "order_id"),
-        lines=line_protos(reservation.lines),
-        reason=reason,
-        occur_time=timestamp(reservation.updated_at_us),
-    )
+    return events.StockReleased(**_event(reservation), reason=reason)
 
 
 def stock_committed(reservation: Reservation) -> events.StockCommitted:
-    return events.StockCommitted(
-        **fields_of(reservation, "reservation_id", "order_id"),
-        lines=line_protos(reservation.lines),
-        occur_time=timestamp(reservation.updated_at_us),
-    )
+    return events.StockCommitted(**_event(reservation))
 
 
 def stock_adjusted(command: AdjustStock, level: StockLevel) -> events.StockAdjusted:

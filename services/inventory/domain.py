@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated
 
 from services.platform.errors import Validator
+from services.platform.validation import Text, Validated
 
 MAX_ORDER_ID, MAX_SKU, MAX_REASON = 64, 64, 200
 MAX_LINES, MAX_QUANTITY = 100, 1000
@@ -17,6 +19,9 @@ DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS = 900, 86_400
 #: Bounds one adjustment so stock counters stay far from the 64-bit limit.
 MAX_ADJUSTMENT = 1_000_000_000
 RELEASED_REASON, EXPIRED_REASON = "released", "expired"
+
+OrderId = Annotated[str, Text(MAX_ORDER_ID)]
+Sku = Annotated[str, Text(MAX_SKU)]
 
 
 class Status(StrEnum):
@@ -78,16 +83,14 @@ def _sku(v: Validator, sku: str, field: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class ReserveStock:
+class ReserveStock(Validated):
     """Command: hold every line's units for an order, all or nothing."""
 
-    order_id: str
+    order_id: OrderId
     lines: tuple[Line, ...]
     ttl_seconds: int = 0
 
-    def validate(self) -> None:
-        v = Validator()
-        v.text(self.order_id, "order_id", max_len=MAX_ORDER_ID)
+    def check(self, v: Validator) -> None:
         if v.check(len(self.lines) > 0, "lines", "must not be empty"):
             v.check(len(self.lines) <= MAX_LINES, "lines", f"must have at most {MAX_LINES} entries")
         seen: set[str] = set()
@@ -103,7 +106,6 @@ class ReserveStock:
             "ttl_seconds",
             f"must be between 0 (the default, {DEFAULT_TTL_SECONDS}) and {MAX_TTL_SECONDS}",
         )
-        v.raise_if_any()
 
     @property
     def ttl_us(self) -> int:
@@ -112,29 +114,18 @@ class ReserveStock:
 
 
 @dataclass(frozen=True, slots=True)
-class ReleaseReservation:
+class ReleaseReservation(Validated):
     """Command: give an order's held units back to the available stock."""
 
-    order_id: str
-    reason: str = ""
-
-    def validate(self) -> None:
-        v = Validator()
-        v.text(self.order_id, "order_id", max_len=MAX_ORDER_ID)
-        v.text(self.reason, "reason", max_len=MAX_REASON, required=False)
-        v.raise_if_any()
+    order_id: OrderId
+    reason: Annotated[str, Text(MAX_REASON, required=False)] = ""
 
 
 @dataclass(frozen=True, slots=True)
-class CommitReservation:
+class CommitReservation(Validated):
     """Command: turn an order's held units into sold units."""
 
-    order_id: str
-
-    def validate(self) -> None:
-        v = Validator()
-        v.text(self.order_id, "order_id", max_len=MAX_ORDER_ID)
-        v.raise_if_any()
+    order_id: OrderId
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +150,7 @@ class AdjustStock:
 
 
 @dataclass(frozen=True, slots=True)
-class GetStock:
+class GetStock(Validated):
     """Query: one SKU's stock level."""
 
-    sku: str
-
-    def validate(self) -> None:
-        v = Validator()
-        _sku(v, self.sku, "sku")
-        v.raise_if_any()
+    sku: Sku

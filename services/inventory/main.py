@@ -8,7 +8,7 @@ from emporium.inventory.v1 import inventory_service_pb2 as pb
 from emporium.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 
 from services.inventory.handlers import Inventory
-from services.inventory.repository import unit_of_work
+from services.inventory.repository import SqlInventoryTx
 from services.inventory.service import InventoryServicer
 from services.platform import runner
 from services.platform.config import Settings
@@ -17,6 +17,7 @@ from services.platform.metrics import Metrics
 from services.platform.publishing import outbox_publishing
 from services.platform.server import ServiceDefinition
 from services.platform.sweeper import Sweeper
+from services.platform.uow import SqlUnitOfWork
 
 SERVICE = pb.DESCRIPTOR.services_by_name["InventoryService"].full_name
 PUBLIC = [f"/{SERVICE}/GetStock"]
@@ -30,7 +31,7 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     interval = settings.seconds(SWEEP_INTERVAL_ENV, DEFAULT_SWEEP_INTERVAL)
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
-    inventory = Inventory(unit_of_work(db))
+    inventory = Inventory(SqlUnitOfWork(db, SqlInventoryTx))
     sweeper = Sweeper(inventory.expire_due, interval, "inventory-reservations")
 
     start_publishing, stop_publishing = outbox_publishing(settings, db, metrics)

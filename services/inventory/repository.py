@@ -22,8 +22,7 @@ from services.inventory.codec import (
 )
 from services.inventory.domain import Line, Reservation, Status, StockLevel
 from services.inventory.tables import reservation_lines, reservations, stock
-from services.platform.db import Database, Transaction
-from services.platform.uow import SqlRepository, SqlTx, SqlUnitOfWork
+from services.platform.uow import SqlRepository, SqlTx
 
 #: The outbox stream inventory publishes on.
 STREAM = "inventory"
@@ -204,13 +203,6 @@ class SqlReservations(SqlRepository):
 class SqlInventoryTx(SqlTx):
     """Inventory's repositories in one transaction."""
 
-    __slots__ = ("reservations", "stock")
-
-    def __init__(self, tx: Transaction) -> None:
-        super().__init__(tx, STREAM)
-        self.stock = SqlStockLevels(tx)
-        self.reservations = SqlReservations(tx)
-
-
-def unit_of_work(db: Database) -> SqlUnitOfWork[SqlInventoryTx]:
-    return SqlUnitOfWork(db, SqlInventoryTx)
+    stream = STREAM
+    stock: SqlStockLevels
+    reservations: SqlReservations

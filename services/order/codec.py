@@ -16,42 +16,30 @@ from emporium.order.v1 import events_pb2 as ev
 from emporium.order.v1 import order_service_pb2 as pb
 from google.protobuf.message import Message
 
-from services.order.domain import (
-    Address,
-    Card,
-    Event,
-    Money,
-    Order,
-    OrderCancelled,
-    OrderConfirmed,
-    OrderLine,
-    OrderPlaced,
-    OrderRejected,
-    OrderShipped,
-)
+from services.order import domain
 from services.order.saga import Outcome, SagaState, Step
 from services.platform.clock import timestamp
 from services.platform.codec import field_names, fields_of, from_message, from_row
 from services.platform.db import Row
 
 
-def money_proto(money: Money) -> money_pb2.Money:
+def money_proto(money: domain.Money) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=money.amount_minor, currency_code=money.currency_code)
 
 
-def money(proto: money_pb2.Money) -> Money:
-    return Money(proto.amount_minor, proto.currency_code)
+def money(proto: money_pb2.Money) -> domain.Money:
+    return domain.Money(proto.amount_minor, proto.currency_code)
 
 
-def address_proto(address: Address) -> pb.ShippingAddress:
-    return pb.ShippingAddress(**fields_of(address, *field_names(Address)))
+def address_proto(address: domain.Address) -> pb.ShippingAddress:
+    return pb.ShippingAddress(**fields_of(address, *field_names(domain.Address)))
 
 
-def address(proto: pb.ShippingAddress) -> Address:
-    return from_message(Address, proto)
+def address(proto: pb.ShippingAddress) -> domain.Address:
+    return from_message(domain.Address, proto)
 
 
-def line_proto(line: OrderLine) -> pb.OrderLine:
+def line_proto(line: domain.OrderLine) -> pb.OrderLine:
     return pb.OrderLine(
         **fields_of(line, "product_id", "sku", "name", "quantity"),
         unit_price=money_proto(line.unit_price),
@@ -59,15 +47,15 @@ def line_proto(line: OrderLine) -> pb.OrderLine:
     )
 
 
-def line(proto: pb.OrderLine) -> OrderLine:
-    return from_message(OrderLine, proto, unit_price=money(proto.unit_price))
+def line(proto: pb.OrderLine) -> domain.OrderLine:
+    return from_message(domain.OrderLine, proto, unit_price=money(proto.unit_price))
 
 
-def to_proto(event: Event) -> Message:
+def to_proto(event: domain.Event) -> Message:
     """The proto of a domain event, as stored and published."""
     at = timestamp(event.occurred_at_us)
     match event:
-        case OrderPlaced():
+        case domain.OrderPlaced():
             return ev.OrderPlaced(
                 **fields_of(event, "order_id", "user_id", "idempotency_key"),
                 lines=[line_proto(item) for item in event.lines],
@@ -75,20 +63,20 @@ def to_proto(event: Event) -> Message:
                 shipping_address=address_proto(event.address),
                 occur_time=at,
             )
-        case OrderConfirmed():
+        case domain.OrderConfirmed():
             return ev.OrderConfirmed(
                 **fields_of(event, "order_id", "payment_id", "user_id"),
                 lines=[line_proto(item) for item in event.lines],
                 shipping_address=address_proto(event.address),
                 occur_time=at,
             )
-        case OrderRejected():
+        case domain.OrderRejected():
             return ev.OrderRejected(
                 **fields_of(event, "order_id", "reason", "payment_id"), occur_time=at
             )
-        case OrderCancelled():
+        case domain.OrderCancelled():
             return ev.OrderCancelled(**fields_of(event, "order_id", "reason"), occur_time=at)
-        case OrderShipped():
+        case domain.OrderShipped():
             return ev.OrderShipped(
                 **fields_of(event, "order_id", "shipment_id", "carrier", "tracking_number"),
                 occur_time=at,
@@ -99,51 +87,46 @@ def _occurred_at_us(message: Any) -> int:
     return int(message.occur_time.ToMicroseconds())
 
 
-def _placed(payload: bytes) -> Event:
-    p = ev.OrderPlaced.FromString(payload)
-    return from_message(
-        OrderPlaced,
-        p,
-        lines=tuple(line(item) for item in p.lines),
-        total=money(p.total),
-        address=address(p.shipping_address),
-        occurred_at_us=_occurred_at_us(p),
-    )
+def _lines_and_address(p: ev.OrderPlaced | ev.OrderConfirmed) -> dict[str, Any]:
+    """The fields of the events that carry the order's lines and shipping address."""
+    return {
+        "lines": tuple(line(item) for item in p.lines),
+        "address": address(p.shipping_address),
+    }
 
 
-def _confirmed(payload: bytes) -> Event:
-    p = ev.OrderConfirmed.FromString(payload)
-    return from_message(
-        OrderConfirmed,
-        p,
-        lines=tuple(line(item) for item in p.lines),
-        address=address(p.shipping_address),
-        occurred_at_us=_occurred_at_us(p),
-    )
+def _placed(p: ev.OrderPlaced) -> dict[str, Any]:
+    return {**_lines_and_address(p), "total": money(p.total)}
 
 
-def _same_fields(
-    kind: Callable[..., Event], message_type: type[Message]
-) -> Callable[[bytes], Event]:
-    """The decoder of an event whose fields are its message's, but for the time."""
+def _decoder(
+    kind: Callable[..., domain.Event],
+    message_type: type[Message],
+    converted: Callable[[Any], dict[str, Any]] | None = None,
+) -> Callable[[bytes], domain.Event]:
+    """The decoder of an event whose fields are its message's, but for the time and the
+    fields ``converted(message)`` gives."""
 
-    def decode(payload: bytes) -> Event:
+    def decode(payload: bytes) -> domain.Event:
         p = message_type.FromString(payload)
-        return from_message(kind, p, occurred_at_us=_occurred_at_us(p))
+        fields = converted(p) if converted is not None else {}
+        return from_message(kind, p, occurred_at_us=_occurred_at_us(p), **fields)
 
     return decode
 
 
-_DECODERS: dict[str, Callable[[bytes], Event]] = {
-    ev.OrderPlaced.DESCRIPTOR.full_name: _placed,
-    ev.OrderConfirmed.DESCRIPTOR.full_name: _confirmed,
-    ev.OrderRejected.DESCRIPTOR.full_name: _same_fields(OrderRejected, ev.OrderRejected),
-    ev.OrderCancelled.DESCRIPTOR.full_name: _same_fields(OrderCancelled, ev.OrderCancelled),
-    ev.OrderShipped.DESCRIPTOR.full_name: _same_fields(OrderShipped, ev.OrderShipped),
+_DECODERS: dict[str, Callable[[bytes], domain.Event]] = {
+    ev.OrderPlaced.DESCRIPTOR.full_name: _decoder(domain.OrderPlaced, ev.OrderPlaced, _placed),
+    ev.OrderConfirmed.DESCRIPTOR.full_name: _decoder(
+        domain.OrderConfirmed, ev.OrderConfirmed, _lines_and_address
+    ),
+    ev.OrderRejected.DESCRIPTOR.full_name: _decoder(domain.OrderRejected, ev.OrderRejected),
+    ev.OrderCancelled.DESCRIPTOR.full_name: _decoder(domain.OrderCancelled, ev.OrderCancelled),
+    ev.OrderShipped.DESCRIPTOR.full_name: _decoder(domain.OrderShipped, ev.OrderShipped),
 }
 
 
-def from_proto(event_type: str, payload: bytes) -> Event:
+def from_proto(event_type: str, payload: bytes) -> domain.Event:
     """The domain event stored as ``payload`` of the full proto name ``event_type``."""
     try:
         decode = _DECODERS[event_type]
@@ -155,16 +138,16 @@ def from_proto(event_type: str, payload: bytes) -> Event:
 # -- saga rows ---------------------------------------------------------------------------
 
 
-def card_json(card: Card) -> str:
+def card_json(card: domain.Card) -> str:
     """The card as the running saga keeps it (the ``sagas`` row, until the saga ends)."""
     return json.dumps(asdict(card))
 
 
-def card_from_json(text: str | None) -> Card | None:
-    return None if text is None else Card(**json.loads(text))
+def card_from_json(text: str | None) -> domain.Card | None:
+    return None if text is None else domain.Card(**json.loads(text))
 
 
-def saga_state(m: Row, order: Order) -> SagaState:
+def saga_state(m: Row, order: domain.Order) -> SagaState:
     """A ``sagas`` row as the saga's state; lines and total come from the order."""
     return from_row(
         SagaState,

@@ -12,10 +12,12 @@ import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 # The card PlaceOrder takes and the saga keeps while it runs (never in an event or a log).
 from services.platform.cards import Card as Card
 from services.platform.errors import FailedPrecondition, FieldViolation, InvalidArgument, Validator
+from services.platform.validation import Text, Validated
 
 MAX_LINES, MAX_QUANTITY = 50, 100
 MAX_IDEMPOTENCY_KEY = 128
@@ -91,17 +93,15 @@ class RequestedLine:
 
 
 @dataclass(frozen=True, slots=True)
-class PlaceOrder:
+class PlaceOrder(Validated):
     """Command: place an order for the caller (prices are looked up, never given)."""
 
-    idempotency_key: str
+    idempotency_key: Annotated[str, Text(MAX_IDEMPOTENCY_KEY)]
     lines: tuple[RequestedLine, ...]
     card: Card
     address: Address
 
-    def validate(self) -> None:
-        v = Validator()
-        v.text(self.idempotency_key, "idempotency_key", max_len=MAX_IDEMPOTENCY_KEY)
+    def check(self, v: Validator) -> None:
         if v.check(0 < len(self.lines) <= MAX_LINES, "lines", f"must have 1-{MAX_LINES} lines"):
             seen: set[str] = set()
             for i, line in enumerate(self.lines):
@@ -121,7 +121,6 @@ class PlaceOrder:
             "shipping_address.country_code",
             "must be an ISO 3166-1 alpha-2 code, e.g. DE",
         )
-        v.raise_if_any()
 
 
 def price_lines(

@@ -169,14 +169,14 @@ class SqlOrderRequests(SqlRepository):
 class SqlOrderTx(SqlTx):
     """The order's repositories in one transaction."""
 
-    __slots__ = ("orders", "requests", "sagas", "views")
+    stream = STREAM
+    views: SqlOrderViews
+    requests: SqlOrderRequests
+    sagas: SqlSagaRows
 
     def __init__(self, tx: Transaction, on_commit: OnCommit | None = None) -> None:
-        super().__init__(tx, STREAM)
+        super().__init__(tx)
         self.orders = SqlOrderEvents(tx, self.outbox, on_commit)
-        self.views = SqlOrderViews(tx)
-        self.requests = SqlOrderRequests(tx)
-        self.sagas = SqlSagaRows(tx)
 
 
 def versions_of(

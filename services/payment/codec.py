@@ -48,46 +48,35 @@ def payment(p: Payment) -> pb.Payment:
     )
 
 
+def _event(p: Payment) -> dict[str, Any]:
+    """What every payment event says: the payment, its order and when it changed."""
+    return {**fields_of(p, "payment_id", "order_id"), "occur_time": timestamp(p.updated_at_us)}
+
+
 def authorized(p: Payment) -> events.PaymentAuthorized:
-    return events.PaymentAuthorized(
-        **fields_of(p, "payment_id", "order_id", "card_last4"),
-        amount=money(p.amount),
-        occur_time=timestamp(p.updated_at_us),
-    )
+    return events.PaymentAuthorized(**_event(p), card_last4=p.card_last4, amount=money(p.amount))
 
 
 def declined(p: Payment) -> events.PaymentDeclined:
     return events.PaymentDeclined(
-        **fields_of(p, "payment_id", "order_id"),
-        amount=money(p.amount),
-        decline_reason=_decline_reason(p),
-        occur_time=timestamp(p.updated_at_us),
+        **_event(p), amount=money(p.amount), decline_reason=_decline_reason(p)
     )
 
 
 def captured(p: Payment) -> events.PaymentCaptured:
-    return events.PaymentCaptured(
-        **fields_of(p, "payment_id", "order_id"),
-        amount=minor(p.captured_minor, p.amount.currency),
-        occur_time=timestamp(p.updated_at_us),
-    )
+    return events.PaymentCaptured(**_event(p), amount=minor(p.captured_minor, p.amount.currency))
 
 
 def voided(p: Payment, reason: str) -> events.PaymentVoided:
-    return events.PaymentVoided(
-        **fields_of(p, "payment_id", "order_id"),
-        reason=reason,
-        occur_time=timestamp(p.updated_at_us),
-    )
+    return events.PaymentVoided(**_event(p), reason=reason)
 
 
 def refunded(p: Payment, amount: Money, reason: str) -> events.PaymentRefunded:
     return events.PaymentRefunded(
-        **fields_of(p, "payment_id", "order_id"),
+        **_event(p),
         amount=money(amount),
         refunded_amount=minor(p.refunded_minor, p.amount.currency),
         reason=reason,
-        occur_time=timestamp(p.updated_at_us),
     )
 
 

@@ -14,13 +14,17 @@ import dataclasses
 import enum
 import re
 from dataclasses import dataclass
+from typing import Annotated
 
 from services.platform.cards import Card as Card  # the card payment authorizes with
 from services.platform.errors import FailedPrecondition, FieldViolation, InvalidArgument, Validator
+from services.platform.validation import Text, Validated
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_AMOUNT_MINOR = 10**12
 MAX_KEY, MAX_ID, MAX_REASON = 128, 64, 200
+
+PaymentId = Annotated[str, Text(MAX_ID)]
 
 
 class PaymentStatus(enum.StrEnum):
@@ -183,21 +187,17 @@ class Refund:
 
 
 @dataclass(frozen=True, slots=True)
-class AuthorizePayment:
+class AuthorizePayment(Validated):
     """Command: hold ``amount`` on ``card`` for ``order_id``, once per idempotency key."""
 
-    idempotency_key: str
-    order_id: str
+    idempotency_key: Annotated[str, Text(MAX_KEY)]
+    order_id: Annotated[str, Text(MAX_ID)]
     amount: Money
     card: Card
 
-    def validate(self) -> None:
-        v = Validator()
-        v.text(self.idempotency_key, "idempotency_key", max_len=MAX_KEY)
-        v.text(self.order_id, "order_id", max_len=MAX_ID)
+    def check(self, v: Validator) -> None:
         self.amount.check(v, "amount")
         self.card.check(v)
-        v.raise_if_any()
 
     def matches(self, payment: Payment) -> bool:
         """Whether ``payment`` is what this command (a replay of its key) asked for."""
@@ -205,29 +205,18 @@ class AuthorizePayment:
 
 
 @dataclass(frozen=True, slots=True)
-class CapturePayment:
+class CapturePayment(Validated):
     """Command: take the authorized amount."""
 
-    payment_id: str
-
-    def validate(self) -> None:
-        v = Validator()
-        v.text(self.payment_id, "payment_id", max_len=MAX_ID)
-        v.raise_if_any()
+    payment_id: PaymentId
 
 
 @dataclass(frozen=True, slots=True)
-class VoidAuthorization:
+class VoidAuthorization(Validated):
     """Command: release an authorization that was not captured."""
 
-    payment_id: str
-    reason: str
-
-    def validate(self) -> None:
-        v = Validator()
-        v.text(self.payment_id, "payment_id", max_len=MAX_ID)
-        v.text(self.reason, "reason", max_len=MAX_REASON, required=False)
-        v.raise_if_any()
+    payment_id: PaymentId
+    reason: Annotated[str, Text(MAX_REASON, required=False)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,12 +243,7 @@ class RefundPayment:
 
 
 @dataclass(frozen=True, slots=True)
-class GetPayment:
+class GetPayment(Validated):
     """Query: one payment."""
 
-    payment_id: str
-
-    def validate(self) -> None:
-        v = Validator()
-        v.text(self.payment_id, "payment_id", max_len=MAX_ID)
-        v.raise_if_any()
+    payment_id: PaymentId

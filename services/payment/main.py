@@ -9,7 +9,7 @@ from emporium.payment.v1 import payment_service_pb2_grpc as pb_grpc
 
 from services.payment.handlers import DEFAULT_HOLD_SECONDS, Payments
 from services.payment.processor import SimulatedProcessor
-from services.payment.repository import unit_of_work
+from services.payment.repository import SqlPaymentTx
 from services.payment.service import PaymentServicer
 from services.platform import runner
 from services.platform.config import Settings
@@ -18,6 +18,7 @@ from services.platform.metrics import Metrics
 from services.platform.publishing import outbox_publishing
 from services.platform.server import ServiceDefinition
 from services.platform.sweeper import Sweeper
+from services.platform.uow import SqlUnitOfWork
 
 SERVICE = pb.DESCRIPTOR.services_by_name["PaymentService"].full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -42,9 +43,8 @@ async def build(settings: Settings, metrics: Metrics) -> ServiceDefinition:
     await db.migrate()
     # The relay is woken by Database.on_commit after commits that wrote events.
     on_start, stop_publishing = outbox_publishing(settings, db, metrics)
-    payments = Payments(
-        unit_of_work(db), processor, processor_timeout=processor_timeout, hold_seconds=hold
-    )
+    uow = SqlUnitOfWork(db, SqlPaymentTx)
+    payments = Payments(uow, processor, processor_timeout=processor_timeout, hold_seconds=hold)
     sweeper = Sweeper(payments.expire_due, sweep_interval, "payment-holds")
 
     return runner.definition(

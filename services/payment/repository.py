@@ -13,8 +13,7 @@ from services.payment.codec import (
 )
 from services.payment.domain import Payment, PaymentStatus, Refund
 from services.payment.tables import payments, refunds
-from services.platform.db import Database, Transaction
-from services.platform.uow import SqlRepository, SqlTx, SqlUnitOfWork
+from services.platform.uow import SqlRepository, SqlTx
 
 STREAM = "payment"
 
@@ -75,12 +74,5 @@ class SqlPayments(SqlRepository):
 class SqlPaymentTx(SqlTx):
     """Payment's repositories in one transaction."""
 
-    __slots__ = ("payments",)
-
-    def __init__(self, tx: Transaction) -> None:
-        super().__init__(tx, STREAM)
-        self.payments = SqlPayments(tx)
-
-
-def unit_of_work(db: Database) -> SqlUnitOfWork[SqlPaymentTx]:
-    return SqlUnitOfWork(db, SqlPaymentTx)
+    stream = STREAM
+    payments: SqlPayments

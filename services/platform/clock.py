@@ -23,6 +23,11 @@ def timestamp(us: int) -> Timestamp:
     return stamp
 
 
+def optional_timestamp(us: int | None) -> Timestamp | None:
+    """:func:`timestamp` of ``us``, or ``None`` (the message field left unset) for ``None``."""
+    return None if us is None else timestamp(us)
+
+
 def from_timestamp(stamp: Timestamp) -> int:
     """Microseconds since the epoch of a protobuf Timestamp."""
     return int(stamp.ToMicroseconds())

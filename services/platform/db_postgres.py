@@ -17,15 +17,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import Executable
 
-from services.platform.db import (
-    Commits,
-    Compiled,
-    DatabaseBusy,
-    IntegrityViolation,
-    Params,
-    Row,
-    StatementCache,
-)
+from services.platform import db
 from services.platform.db_scope import TransactionScope
 
 #: Connection failures, serialization failures, deadlocks, shutdowns, too many clients.
@@ -47,11 +39,11 @@ def _busy_when_transient() -> Iterator[None]:
         yield
     except Exception as exc:
         if is_transient(exc):
-            raise DatabaseBusy() from exc
+            raise db.DatabaseBusy() from exc
         raise
 
 
-def _args(compiled: Compiled, params: Params | None) -> tuple[str, list[Any]]:
+def _args(compiled: db.Compiled, params: db.Params | None) -> tuple[str, list[Any]]:
     if compiled.expanding:
         sql, values = compiled.expand(params)
         return sql, list(values)
@@ -68,24 +60,24 @@ def _count(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
-class PostgresTransaction(Commits):
+class PostgresTransaction(db.Commits):
     """Statements of one transaction on one pooled connection."""
 
     __slots__ = ("_cache", "_connection")
 
-    def __init__(self, connection: Any, cache: StatementCache) -> None:
+    def __init__(self, connection: Any, cache: db.StatementCache) -> None:
         super().__init__()
         self._connection = connection
         self._cache = cache
 
-    async def execute(self, statement: Executable, params: Params | None = None) -> int:
+    async def execute(self, statement: Executable, params: db.Params | None = None) -> int:
         sql, args = _args(self._cache.get(statement, params), params)
         try:
             return _count(await self._connection.execute(sql, *args))
         except asyncpg.IntegrityConstraintViolationError as exc:
-            raise IntegrityViolation(str(exc)) from exc
+            raise db.IntegrityViolation(str(exc)) from exc
 
-    async def execute_many(self, statement: Executable, rows: Sequence[Params]) -> None:
+    async def execute_many(self, statement: Executable, rows: Sequence[db.Params]) -> None:
         if not rows:
             return
         compiled = self._cache.get(statement, rows[0])
@@ -94,19 +86,23 @@ class PostgresTransaction(Commits):
                 compiled.sql, [_args(compiled, row)[1] for row in rows]
             )
         except asyncpg.IntegrityConstraintViolationError as exc:
-            raise IntegrityViolation(str(exc)) from exc
+            raise db.IntegrityViolation(str(exc)) from exc
 
-    async def fetch_one(self, statement: Executable, params: Params | None = None) -> Row | None:
+    async def fetch_one(
+        self, statement: Executable, params: db.Params | None = None
+    ) -> db.Row | None:
         sql, args = _args(self._cache.get(statement, params), params)
-        row: Row | None = await self._connection.fetchrow(sql, *args)
+        row: db.Row | None = await self._connection.fetchrow(sql, *args)
         return row
 
-    async def fetch_all(self, statement: Executable, params: Params | None = None) -> list[Row]:
+    async def fetch_all(
+        self, statement: Executable, params: db.Params | None = None
+    ) -> list[db.Row]:
         sql, args = _args(self._cache.get(statement, params), params)
-        rows: list[Row] = await self._connection.fetch(sql, *args)
+        rows: list[db.Row] = await self._connection.fetch(sql, *args)
         return rows
 
-    async def scalar(self, statement: Executable, params: Params | None = None) -> Any:
+    async def scalar(self, statement: Executable, params: db.Params | None = None) -> Any:
         sql, args = _args(self._cache.get(statement, params), params)
         return await self._connection.fetchval(sql, *args)
 
@@ -124,7 +120,7 @@ class PostgresBackend:
         self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         self._size = size
         self.dialect: Dialect = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
-        self._cache = StatementCache(self.dialect)
+        self._cache = db.StatementCache(self.dialect)
         self._on_commit = on_commit
         self._pool: Any = None
         self._opening = asyncio.Lock()

@@ -27,15 +27,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import Executable
 
-from services.platform.db import (
-    Commits,
-    Compiled,
-    DatabaseBusy,
-    IntegrityViolation,
-    Params,
-    Row,
-    StatementCache,
-)
+from services.platform import db
 from services.platform.db_scope import TransactionScope
 from services.platform.retry import Backoff
 from services.platform.sqlite_checkpoint import Checkpointer
@@ -57,23 +49,23 @@ def is_transient(exc: BaseException) -> bool:
     return "locked" in text or "busy" in text or "disk i/o" in text
 
 
-def _params(compiled: Compiled, params: Params | None) -> Params:
+def _params(compiled: db.Compiled, params: db.Params | None) -> db.Params:
     if not compiled.defaults:
         return params or {}
     return {**compiled.defaults, **params} if params else compiled.defaults
 
 
-class SqliteTransaction(Commits):
+class SqliteTransaction(db.Commits):
     """Statements of one transaction on one connection."""
 
     __slots__ = ("_cache", "_connection")
 
-    def __init__(self, connection: sqlite3.Connection, cache: StatementCache) -> None:
+    def __init__(self, connection: sqlite3.Connection, cache: db.StatementCache) -> None:
         super().__init__()
         self._connection = connection
         self._cache = cache
 
-    def _run(self, statement: Executable, params: Params | None) -> sqlite3.Cursor:
+    def _run(self, statement: Executable, params: db.Params | None) -> sqlite3.Cursor:
         compiled = self._cache.get(statement, params)
         try:
             if compiled.expanding:
@@ -81,29 +73,33 @@ class SqliteTransaction(Commits):
                 return self._connection.execute(sql, values)
             return self._connection.execute(compiled.sql, _params(compiled, params))
         except sqlite3.IntegrityError as exc:
-            raise IntegrityViolation(str(exc)) from exc
+            raise db.IntegrityViolation(str(exc)) from exc
 
-    async def execute(self, statement: Executable, params: Params | None = None) -> int:
+    async def execute(self, statement: Executable, params: db.Params | None = None) -> int:
         return self._run(statement, params).rowcount
 
-    async def execute_many(self, statement: Executable, rows: Sequence[Params]) -> None:
+    async def execute_many(self, statement: Executable, rows: Sequence[db.Params]) -> None:
         if not rows:
             return
         compiled = self._cache.get(statement, rows[0])
         try:
             self._connection.executemany(compiled.sql, [_params(compiled, r) for r in rows])
         except sqlite3.IntegrityError as exc:
-            raise IntegrityViolation(str(exc)) from exc
+            raise db.IntegrityViolation(str(exc)) from exc
 
-    async def fetch_one(self, statement: Executable, params: Params | None = None) -> Row | None:
-        row: Row | None = self._run(statement, params).fetchone()
+    async def fetch_one(
+        self, statement: Executable, params: db.Params | None = None
+    ) -> db.Row | None:
+        row: db.Row | None = self._run(statement, params).fetchone()
         return row
 
-    async def fetch_all(self, statement: Executable, params: Params | None = None) -> list[Row]:
-        rows: list[Row] = self._run(statement, params).fetchall()
+    async def fetch_all(
+        self, statement: Executable, params: db.Params | None = None
+    ) -> list[db.Row]:
+        rows: list[db.Row] = self._run(statement, params).fetchall()
         return rows
 
-    async def scalar(self, statement: Executable, params: Params | None = None) -> Any:
+    async def scalar(self, statement: Executable, params: db.Params | None = None) -> Any:
         row = self._run(statement, params).fetchone()
         return None if row is None else row[0]
 
@@ -131,7 +127,7 @@ class SqliteBackend:
         self._path = database
         self._shared = database == ":memory:"  # one connection: a second would be empty
         self.dialect: Dialect = SQLiteDialect_pysqlite(paramstyle="named")
-        self._cache = StatementCache(self.dialect)
+        self._cache = db.StatementCache(self.dialect)
         self._on_commit = on_commit
         #: How long to wait for another process's lock before answering DatabaseBusy.
         self._lock_wait = lock_wait_seconds
@@ -211,7 +207,7 @@ class SqliteBackend:
                 if not is_transient(exc):
                     raise
                 if time.monotonic() - started > self._lock_wait:
-                    raise DatabaseBusy() from exc
+                    raise db.DatabaseBusy() from exc
             await asyncio.sleep(backoff.next())
 
 

@@ -3,8 +3,15 @@
 Each service declares what its handlers may touch (``tx.users``, …; every one has
 ``tx.outbox``) as a :class:`Tx` protocol in its ``ports.py`` and builds it, a
 :class:`SqlTx` of :class:`SqlRepository` objects on a
-:class:`~services.platform.db.Transaction`, in ``repository.py``; handlers depend on the
-protocol only, so unit tests hand them a fake::
+:class:`~services.platform.db.Transaction`, in ``repository.py``::
+
+    class SqlCatalogTx(SqlTx):
+        stream = "catalog"
+        products: SqlProducts
+
+    uow = SqlUnitOfWork(db, SqlCatalogTx)
+
+Handlers depend on the protocol only, so unit tests hand them a fake::
 
     async with uow.write() as tx:
         await tx.products.add(product)
@@ -21,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, get_type_hints
 
 from services.platform.db import Database, IntegrityViolation, Params, Transaction
 from services.platform.outbox import SqlOutbox
@@ -73,13 +80,34 @@ class SqlRepository:
 
 
 class SqlTx:
-    """A service's repositories in one transaction: the outbox of its ``stream``, and the
-    repositories a subclass adds in its ``__init__``."""
+    """A service's repositories in one transaction: the outbox of the subclass's
+    ``stream``, and a ``Repository(tx)`` for each attribute it declares as
+    ``name: Repository`` (a :class:`SqlRepository`). A repository built otherwise is set
+    in the subclass's ``__init__``, after this one's."""
 
     __slots__ = ("outbox",)
+    stream: ClassVar[str]
 
-    def __init__(self, tx: Transaction, stream: str) -> None:
-        self.outbox = SqlOutbox(tx, stream)
+    def __init__(self, tx: Transaction) -> None:
+        self.outbox = SqlOutbox(tx, self.stream)
+        for name, repository in _declared_repositories(type(self)):
+            setattr(self, name, repository(tx))
+
+
+_Declared = tuple[tuple[str, type[SqlRepository]], ...]
+_declared: dict[type[SqlTx], _Declared] = {}
+
+
+def _declared_repositories(cls: type[SqlTx]) -> _Declared:
+    """The ``name: Repository`` attributes of ``cls`` (read once per class)."""
+    found = _declared.get(cls)
+    if found is None:
+        found = _declared[cls] = tuple(
+            (name, hint)
+            for name, hint in get_type_hints(cls).items()
+            if isinstance(hint, type) and issubclass(hint, SqlRepository)
+        )
+    return found
 
 
 class SqlUnitOfWork(Generic[T]):

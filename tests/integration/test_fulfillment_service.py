@@ -22,13 +22,14 @@ from google.protobuf.message import Message
 
 from services.fulfillment import main as fulfillment_main
 from services.fulfillment.handlers import MalformedEvent, handle_order_confirmed
-from services.fulfillment.repository import unit_of_work
+from services.fulfillment.repository import SqlFulfillmentTx
 from services.platform import outbox
 from services.platform.bus import Bus, decode, stream_name
 from services.platform.db import Database
 from services.platform.embedded_redis import EmbeddedRedis
 from services.platform.outbox import Envelope
 from services.platform.status import field_violations
+from services.platform.uow import SqlUnitOfWork
 from tests.conftest import Tokens
 from tests.support import servers
 from tests.support.databases import fresh_database
@@ -63,7 +64,7 @@ class Store:
     url: str
 
     async def deliver(self, envelope: Envelope) -> None:
-        handler = unit_of_work(self.db).event_handler(handle_order_confirmed)
+        handler = SqlUnitOfWork(self.db, SqlFulfillmentTx).event_handler(handle_order_confirmed)
         async with self.db.write() as tx:
             await handler(tx, envelope)
 

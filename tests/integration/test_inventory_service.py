@@ -31,11 +31,12 @@ from services.inventory.domain import (
     Status,
 )
 from services.inventory.handlers import Inventory as Handlers
-from services.inventory.repository import unit_of_work
+from services.inventory.repository import SqlInventoryTx
 from services.platform import auth
 from services.platform.db import Database
 from services.platform.errors import FailedPrecondition
 from services.platform.status import field_violations
+from services.platform.uow import SqlUnitOfWork
 from tests.conftest import Tokens
 from tests.support import servers
 from tests.support.databases import fresh_database
@@ -505,7 +506,7 @@ async def _handlers_at(backend: str, tmp: Path, clock: list[int]) -> AsyncIterat
         await db.migrate()
         auth.set_caller(auth.Caller("service:order", "svc-order", frozenset({"service"})))
         try:
-            yield Handlers(unit_of_work(db), clock=lambda: clock[0])
+            yield Handlers(SqlUnitOfWork(db, SqlInventoryTx), clock=lambda: clock[0])
         finally:
             auth.set_caller(None)
             await db.dispose()

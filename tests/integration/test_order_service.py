@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.catalog import main as catalog_main
 from services.fulfillment import main as fulfillment_main
 from services.fulfillment.handlers import handle_order_confirmed
-from services.fulfillment.repository import unit_of_work
+from services.fulfillment.repository import SqlFulfillmentTx
 from services.inventory import main as inventory_main
 from services.order import main as order_main
 from services.order.saga import Step
@@ -46,6 +46,7 @@ from services.platform import outbox
 from services.platform.config import Settings
 from services.platform.db import Database
 from services.platform.status import field_violations
+from services.platform.uow import SqlUnitOfWork
 from tests.conftest import ORDER_SERVICE_SECRET, Tokens
 from tests.support import servers
 from tests.support.databases import fresh_database
@@ -606,7 +607,7 @@ async def dispatch(shop: Shop, order: pb.Order) -> None:
     )
     db = Database(shop.urls["fulfillment"], fulfillment_main.MIGRATIONS)
     try:
-        async with unit_of_work(db).write() as tx:
+        async with SqlUnitOfWork(db, SqlFulfillmentTx).write() as tx:
             await handle_order_confirmed(tx, outbox.envelope(confirmed, order.order_id))
     finally:
         await db.dispose()
