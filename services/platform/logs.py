@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from json.encoder import encode_basestring_ascii as _quote
@@ -16,7 +17,6 @@ _second = -1
 _second_text = ""
 _root = logging.getLogger()
 _heads: dict[tuple[str, int, str], str] = {}
-_INF = float("inf")
 
 
 def _timestamp(created: float) -> str:
@@ -67,8 +67,10 @@ def _json_value(value: Any) -> str:
     kind = type(value)
     if kind is str:
         return _quote(value)
-    if kind is int or kind is float:
-        return repr(value) if value == value and abs(value) != _INF else "null"
+    if kind is int:
+        return repr(value)
+    if kind is float:
+        return repr(value) if math.isfinite(value) else "null"  # JSON has no NaN or Infinity
     if value is None:
         return "null"
     if kind is bool:

@@ -131,7 +131,7 @@ def server_span(method: str, header: str | None) -> AbstractContextManager[trace
     """
     parent = parse_traceparent(header)
     if not _recording or _tracer is None:
-        return _Current(unrecorded_span(parent))
+        return unrecorded_trace(parent)
     return _recorded_server_span(_tracer, method, parent)
 
 
