@@ -4,9 +4,15 @@ The database's commit hook calls :meth:`OutboxRelay.notify` after every commit t
 wrote outbox rows (:func:`services.platform.publishing.outbox_publishing` wires it), so
 the relay wakes at once; ``idle_poll`` is only the safety net for rows committed by
 another process. Each round publishes every stream's rows in one pipelined round trip
-(one fsync at ``appendfsync always``) and marks them in one transaction. Publish-then-mark
-makes delivery at-least-once: a crash between the two republishes the batch, which
-consumers absorb through their inbox.
+(one fsync at ``appendfsync always``). Publish-then-mark makes delivery at-least-once: a
+crash between the two republishes the batch, which consumers absorb through their inbox.
+
+The running relay marks what it published at most ``mark_delay`` seconds later, one write
+transaction for every round of that while: under load a round often carries one event, and
+its own mark transaction cost as much as reading and publishing it. Rows published but not
+yet marked are remembered by id and skipped, so they are not sent twice by this process; a
+crash in between republishes them, as above. :meth:`OutboxRelay.drain` and
+:meth:`OutboxRelay.stop` mark everything before they return.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ _BACKLOG = (
 _PURGE = sa.delete(outbox).where(outbox.c.published_at_us < sa.bindparam("cutoff"))
 
 _BACKLOG_REFRESH_SECONDS = 1.0
+#: How long the running relay may hold published rows' marks to write them together.
+MARK_DELAY_SECONDS = 0.05
 _PURGE_INTERVAL_SECONDS = 60.0
 
 
@@ -65,6 +73,7 @@ class OutboxRelay:
         idle_poll: float = 1.0,
         metrics: Metrics | None = None,
         retention: float | None = 7 * 24 * 3600.0,
+        mark_delay: float = MARK_DELAY_SECONDS,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -74,6 +83,10 @@ class OutboxRelay:
         self._idle_poll = idle_poll
         self._metrics = bus_metrics(metrics)
         self._retention = retention
+        self._mark_delay = mark_delay
+        #: Ids published but not yet marked, and when the oldest of them was published.
+        self._unmarked: dict[int, None] = {}
+        self._unmarked_since = 0.0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -108,12 +121,17 @@ class OutboxRelay:
         Raises when the bus or the database fails (the rows stay in the outbox).
         """
         async with self._lock:
-            total = 0
-            while True:
-                published = await self._relay_batch()
-                total += published
-                if published < self._batch_size:
-                    return total
+            total = await self._publish_pending()
+            await self._mark_unmarked()
+            return total
+
+    async def _publish_pending(self) -> int:
+        total = 0
+        while True:
+            published = await self._relay_batch()
+            total += published
+            if published < self._batch_size:
+                return total
 
     async def _run(self) -> None:
         backoff = Backoff(initial=0.05, cap=1.0)
@@ -121,7 +139,10 @@ class OutboxRelay:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
-                await self.drain()
+                async with self._lock:
+                    await self._publish_pending()
+                    if self._unmarked and self._mark_due() <= 0:
+                        await self._mark_unmarked()
             except Exception as exc:
                 if not failing:
                     log.warning(
@@ -139,23 +160,36 @@ class OutboxRelay:
                 backoff.reset()
             await self._refresh_backlog()
             await self._purge()
+            wait = self._idle_poll if not self._unmarked else max(0.0, self._mark_due())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._idle_poll)
+                await asyncio.wait_for(self._wake.wait(), wait)
+        with contextlib.suppress(Exception):  # stopping: what cannot be marked is resent
+            async with self._lock:
+                await self._mark_unmarked()
+
+    def _mark_due(self) -> float:
+        """Seconds until the unmarked rows' marks are due."""
+        return self._unmarked_since + self._mark_delay - time.monotonic()
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _relay_batch(self) -> int:
+        unmarked = self._unmarked
         async with self._db.read() as tx:
-            rows = await tx.fetch_all(_UNPUBLISHED, {"limit": self._batch_size})
+            rows = await tx.fetch_all(_UNPUBLISHED, {"limit": self._batch_size + len(unmarked)})
+        if unmarked:
+            rows = [row for row in rows if row["id"] not in unmarked]
         if not rows:
             return 0
         by_stream: dict[str, list[Envelope]] = defaultdict(list)
         for row in rows:
             by_stream[stream_name(row["stream"])].append(_envelope(row))
         await self._publish(by_stream)
-        await self._mark([row["id"] for row in rows])
+        if not unmarked:
+            self._unmarked_since = time.monotonic()
+        unmarked.update(dict.fromkeys(row["id"] for row in rows))
         if self._metrics is not None:
             for stream, batch in by_stream.items():
                 self._metrics.published.labels(stream).inc(len(batch))
@@ -164,10 +198,14 @@ class OutboxRelay:
     async def _publish(self, batches: dict[str, list[Envelope]]) -> None:
         await self._bus.publish_many(batches)
 
-    async def _mark(self, ids: list[int]) -> None:
+    async def _mark_unmarked(self) -> None:
+        if not self._unmarked:
+            return
         now = now_us()
+        rows = [{"published_at_us": now, "row_id": i} for i in self._unmarked]
         async with self._db.write() as tx:
-            await tx.execute_many(_MARK, [{"published_at_us": now, "row_id": i} for i in ids])
+            await tx.execute_many(_MARK, rows)
+        self._unmarked.clear()
 
     async def _refresh_backlog(self) -> None:
         if self._metrics is None or time.monotonic() - self._backlog_at < _BACKLOG_REFRESH_SECONDS:
@@ -180,7 +218,7 @@ class OutboxRelay:
         except Exception:
             log.debug("cannot count the outbox backlog", exc_info=True)
             return
-        self._metrics.outbox_backlog.set(count or 0)
+        self._metrics.outbox_backlog.set(max(0, (count or 0) - len(self._unmarked)))
         self._metrics.outbox_oldest.track(None if oldest_us is None else int(oldest_us))
 
     async def _purge(self) -> None:

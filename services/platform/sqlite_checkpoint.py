@@ -19,7 +19,7 @@ import sqlite3
 log = logging.getLogger("emporium.db")
 
 #: Seconds from a commit to the checkpoint that follows it.
-CHECKPOINT_DELAY = 0.2
+CHECKPOINT_DELAY = 1.0
 
 
 class Checkpointer:

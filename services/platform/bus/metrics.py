@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.platform import telemetry
+from services.platform import logs, telemetry
 from services.platform.metrics import Metrics, OldestAge, PerRegistry
 from services.platform.outbox import Envelope
 
@@ -135,17 +135,16 @@ class ConsumerReport:
                 self._delivery.observe(max(age, 0.0))
         if outcome == "handled" and log.isEnabledFor(logging.INFO):
             # The access log covers RPCs; this line puts the event's effect in its trace
-            # too (one order, one trace id, across the bus).
-            log.info(
-                "event handled",
-                extra={
-                    "group": self._group,
-                    "event_type": envelope.event_type,
-                    "event_id": envelope.event_id,
-                    "aggregate_id": envelope.aggregate_id,
-                    "trace_id": _trace_id(envelope.traceparent),
-                },
-            )
+            # too (one order, one trace id, across the bus). A line per event, so it is
+            # written the access log's cheap way.
+            fields = {
+                "group": self._group,
+                "event_type": envelope.event_type,
+                "event_id": envelope.event_id,
+                "aggregate_id": envelope.aggregate_id,
+                "trace_id": _trace_id(envelope.traceparent),
+            }
+            logs.fast_line(log, logging.INFO, "event handled", fields)
 
     def failed(self, envelope: Envelope, deliveries: int, reason: str) -> None:
         if self._metrics is not None:
