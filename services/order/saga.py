@@ -71,6 +71,13 @@ class SagaState:
     resumed: bool = False
     doubtful: bool = False
 
+    @classmethod
+    def first(
+        cls, order_id: str, lines: tuple[SkuLine, ...], total: Money, card: Card, now_us: int
+    ) -> SagaState:
+        """A new saga as PlaceOrder's transaction stores it: at its first step, version 0."""
+        return cls(order_id, lines, total, card, Step.RESERVE, started_at_us=now_us)
+
 
 class Halted(Exception):
     """The instance is draining: the saga stops before its next step (its lease is released
@@ -155,9 +162,15 @@ class Saga:
         for wakeup in self._wakeups.values():
             wakeup.set()
 
-    async def run(self, order_id: str, *, resumed: bool = False) -> Outcome | None:
-        """Drives the saga to its end; ``None`` when there is no unfinished saga."""
-        state = await self._store.load(order_id)
+    async def run(
+        self, order_id: str, *, resumed: bool = False, state: SagaState | None = None
+    ) -> Outcome | None:
+        """Drives the saga to its end; ``None`` when there is no unfinished saga.
+
+        ``state``: the saga as the caller just stored it (PlaceOrder's new saga), which
+        spares reading it back; without, the stored state is loaded."""
+        if state is None:
+            state = await self._store.load(order_id)
         if state is None:
             return None
         current: SagaState | Outcome = replace(state, resumed=resumed)

@@ -15,7 +15,7 @@ import contextlib
 import logging
 
 from services.order.ports import LeaseLost, Leases
-from services.order.saga import Halted, Saga
+from services.order.saga import Halted, Saga, SagaState
 from services.platform import auth, deadlines
 from services.platform.tasks import stop_task
 
@@ -52,14 +52,18 @@ class SagaRunner:
         self._tending: asyncio.Task[None] | None = None
         self._stopping = False
 
-    def start(self, order_id: str, *, resumed: bool = False) -> None:
-        """Runs a saga this instance holds unless it runs here already (then wakes it)."""
+    def start(
+        self, order_id: str, *, resumed: bool = False, state: SagaState | None = None
+    ) -> None:
+        """Runs a saga this instance holds unless it runs here already (then wakes it);
+        ``state`` is the saga as just stored (a new one), so its first run need not load it."""
         if self._stopping:
             return
         if order_id in self._tasks:
             self._saga.poke(order_id)
             return
-        task = asyncio.create_task(self._run(order_id, resumed), name=f"saga-{order_id}")
+        run = self._run(order_id, resumed, state)
+        task = asyncio.create_task(run, name=f"saga-{order_id}")
         self._tasks[order_id] = task
 
     def poke(self, order_id: str) -> None:
@@ -72,7 +76,7 @@ class SagaRunner:
     def held(self) -> set[str]:
         return set(self._tasks)
 
-    async def _run(self, order_id: str, resumed: bool) -> None:
+    async def _run(self, order_id: str, resumed: bool, state: SagaState | None) -> None:
         # The task inherited the context of the RPC that started it: keep its trace (one
         # order, one trace) but not its deadline or caller; the saga outlives that call.
         deadlines.set_remaining(None)
@@ -81,7 +85,7 @@ class SagaRunner:
             while not self._stopping:
                 try:
                     async with self._slots:
-                        await self._saga.run(order_id, resumed=resumed)
+                        await self._saga.run(order_id, resumed=resumed, state=state)
                     return
                 except Halted:
                     return
@@ -90,7 +94,7 @@ class SagaRunner:
                     return
                 except Exception:
                     log.exception("saga crashed; restarting it", extra={"order_id": order_id})
-                    resumed = True
+                    resumed, state = True, None
                     await asyncio.sleep(self._restart_delay)
         finally:
             self._tasks.pop(order_id, None)

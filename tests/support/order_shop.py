@@ -18,7 +18,7 @@ from services.order.handlers import OrderCommands
 from services.order.notifier import Notifier
 from services.order.projector import OrderView
 from services.order.queries import Change, OrderQueries
-from services.order.saga import Outcome, Step
+from services.order.saga import Outcome, SagaState, Step
 from services.order.saga_runner import SagaRunner
 from services.order.saga_store import Lease, SqlSagaStore
 from services.order.shipments import ShipmentRecorder
@@ -89,11 +89,14 @@ class FakeRunner:
 
     def __init__(self) -> None:
         self.started: list[str] = []
+        #: The saga state each start was handed (``None``: the run would load it).
+        self.states: dict[str, SagaState | None] = {}
         self.poked: list[str] = []
         self.on_poke: Callable[[str], None] | None = None
 
-    def start(self, order_id: str) -> None:
+    def start(self, order_id: str, *, state: SagaState | None = None) -> None:
         self.started.append(order_id)
+        self.states[order_id] = state
 
     def poke(self, order_id: str) -> None:
         self.poked.append(order_id)

@@ -81,6 +81,17 @@ async def test_an_order_is_priced_from_the_catalog_and_stored_with_its_saga_in_o
     assert await shop.get("order-1") == view
 
 
+async def test_the_new_saga_is_handed_to_its_run_as_the_store_would_load_it(
+    shop: OrderShop,
+) -> None:
+    await shop.place(order_command("key-1", ("p-tea", 2), ("p-mug", 1)))
+
+    handed = shop.runner.states["order-1"]
+    assert handed is not None  # the first run does not read back what PlaceOrder wrote
+    assert handed == await shop.store.load("order-1")
+    assert handed.lines == (("TEA-1", 2), ("MUG-1", 1))
+
+
 async def test_unknown_and_withdrawn_products_are_refused_and_nothing_is_written(
     shop: OrderShop,
 ) -> None:
