@@ -147,6 +147,33 @@ async def _none_unpublished(db: Database) -> bool:
     return await busapp.unpublished(db) == 0
 
 
+async def test_the_running_relay_marks_several_rounds_together_and_never_resends_them(
+    db: Database, bus: Bus, new_context: Callable[[], str]
+) -> None:
+    context = new_context()
+    stream = stream_name(context)
+    # Marks due only after a minute: every round below publishes without marking.
+    relay = OutboxRelay(db, bus, idle_poll=60.0, mark_delay=60.0)
+    await relay.start()
+    try:
+        first = await busapp.record_events(db, context, ["a1", "a2"])
+        relay.notify()
+
+        async def published(n: int) -> bool:
+            return len(await busapp.stream_event_ids(bus.client, stream)) >= n
+
+        await busapp.eventually(lambda: published(2), timeout=15.0)
+        second = await busapp.record_events(db, context, ["b1"])
+        relay.notify()
+        await busapp.eventually(lambda: published(3), timeout=15.0)
+        assert await busapp.unpublished(db) == 3  # published, not yet marked
+    finally:
+        await relay.stop()  # marks what it published
+
+    assert await busapp.unpublished(db) == 0
+    assert await busapp.stream_event_ids(bus.client, stream) == first + second  # once each
+
+
 async def test_relay_publishes_in_commit_order_across_batches_and_contexts(
     db: Database, bus: Bus, new_context: Callable[[], str]
 ) -> None:
