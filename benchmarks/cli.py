@@ -196,7 +196,7 @@ async def _mesh_sections(
             results,
             "P5 (PostgreSQL)",
             log,
-            _postgres_orders(plan, work, results, postgres_url, log),
+            _postgres_orders(plan, work, results, postgres_url, log, profile),
         )
     if "p7" in wanted:
         await footprint.breakdown(found)
@@ -204,7 +204,7 @@ async def _mesh_sections(
 
 
 async def _postgres_orders(
-    plan: Plan, work: Path, results: Results, postgres_url: str | None, log: Log
+    plan: Plan, work: Path, results: Results, postgres_url: str | None, log: Log, profile: bool
 ) -> None:
     if postgres_url is None:
         results.orders.append(
@@ -224,7 +224,7 @@ async def _postgres_orders(
         ) as (address, child):
             results.orders.append(
                 await orders.run(
-                    plan, pg, address, child.process.pid, work / "p5-postgres", log, False
+                    plan, pg, address, child.process.pid, work / "p5-postgres", log, profile
                 )
             )
     finally:
