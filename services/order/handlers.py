@@ -22,7 +22,7 @@ from services.order.ports import (
 )
 from services.order.projector import OrderView
 from services.order.queries import OrderQueries
-from services.order.saga import SagaState
+from services.order.saga import SagaState, Step
 from services.order.saga_runner import SagaRunner
 from services.order.saga_store import Lease
 from services.platform import deadlines
@@ -90,8 +90,9 @@ class OrderCommands:
                 earlier = await tx.requests.find(caller.subject, command.idempotency_key)
             assert earlier is not None
             return await self._replayed(caller, earlier, fingerprint)
+        # The saga as sagas.create stored it: its first run need not read it back.
         sku_lines = tuple((line.sku, line.quantity) for line in lines)
-        saga = SagaState.first(order_id, sku_lines, total, command.card, now)
+        saga = SagaState(order_id, sku_lines, total, command.card, Step.RESERVE, now)
         self.runner.start(order_id, state=saga)
         assert view is not None  # the projector wrote it in the same transaction
         return view

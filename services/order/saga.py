@@ -71,13 +71,6 @@ class SagaState:
     resumed: bool = False
     doubtful: bool = False
 
-    @classmethod
-    def first(
-        cls, order_id: str, lines: tuple[SkuLine, ...], total: Money, card: Card, now_us: int
-    ) -> SagaState:
-        """A new saga as PlaceOrder's transaction stores it: at its first step, version 0."""
-        return cls(order_id, lines, total, card, Step.RESERVE, started_at_us=now_us)
-
 
 class Halted(Exception):
     """The instance is draining: the saga stops before its next step (its lease is released
@@ -165,12 +158,8 @@ class Saga:
     async def run(
         self, order_id: str, *, resumed: bool = False, state: SagaState | None = None
     ) -> Outcome | None:
-        """Drives the saga to its end; ``None`` when there is no unfinished saga.
-
-        ``state``: the saga as the caller just stored it (PlaceOrder's new saga), which
-        spares reading it back; without, the stored state is loaded."""
-        if state is None:
-            state = await self._store.load(order_id)
+        """Drives the saga (``state`` if just stored, else loaded) to its end, if unfinished."""
+        state = state or await self._store.load(order_id)
         if state is None:
             return None
         current: SagaState | Outcome = replace(state, resumed=resumed)
@@ -214,13 +203,8 @@ class Saga:
             return await self._begin_compensation(
                 replace(state, payment_id=authorization.payment_id), Outcome.REJECTED, reason
             )
-        return await self._store.save(
-            replace(
-                self._next(state, Step.COMPLETE),
-                payment_id=authorization.payment_id,
-                authorized=True,
-            )
-        )
+        authorized = replace(state, payment_id=authorization.payment_id, authorized=True)
+        return await self._store.save(self._next(authorized, Step.COMPLETE))
 
     async def _complete(self, state: SagaState) -> SagaState | Outcome:
         # Commit first, then capture: money is taken only for stock that is ours for good

@@ -253,7 +253,7 @@ class Consumer:
             outcomes, error = await self._applier.apply(chunk) if chunk else ([], None)
             for (entry, envelope), outcome in zip(chunk, outcomes, strict=False):
                 released += await self._settle(entry, envelope, outcome, done)
-                committed = committed or outcome in ("handled", "unhandled")
+                committed = committed or outcome == "handled"
             if error is not None:
                 break
         if committed and self._after_commit is not None:

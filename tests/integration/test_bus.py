@@ -260,25 +260,51 @@ async def test_an_event_delivered_twice_has_one_effect(
     assert (await bus.client.xpending(stream_name(context), consumer.group))["pending"] == 0
 
 
-async def test_events_without_a_handler_are_acknowledged_and_recorded_as_processed(
+async def test_events_without_a_handler_are_acknowledged_without_a_transaction(
     db: Database, bus: Bus, new_context: Callable[[], str]
 ) -> None:
     context = new_context()
-    other = outbox.envelope(StringValue(value="nobody handles me"), "agg-1")
-    other = Envelope(
-        other.event_id, "emporium.test.v1.Unknown", "agg-1", other.occurred_at_us, "", b""
-    )
-    await bus.publish(stream_name(context), [other])
-    consumer = consumer_for(db, bus, context)
+    stream = stream_name(context)
+
+    def unknown() -> Envelope:
+        item = outbox.envelope(StringValue(value="nobody handles me"), "agg-1")
+        return Envelope(
+            item.event_id, "emporium.test.v1.Unknown", "agg-1", item.occurred_at_us, "", b""
+        )
+
+    alone = unknown()
+    await bus.publish(stream, [alone])  # read on its own: applied alone
+    metrics = Metrics("fulfillment")
+    consumer = consumer_for(db, bus, context, metrics=metrics)
+
+    def unhandled() -> float:
+        sample = metrics.registry.get_sample_value(
+            "emporium_events_processed_total",
+            {
+                "group": consumer.group,
+                "event_type": "emporium.test.v1.Unknown",
+                "outcome": "unhandled",
+            },
+        )
+        return sample or 0.0
+
+    async def counted(n: int) -> bool:
+        return unhandled() >= n
+
     await consumer.start()
     try:
+        await busapp.eventually(lambda: counted(1))
+        # Then one beside a handled event, published (and so read) together: one chunk.
+        mixed, handled = unknown(), outbox.envelope(StringValue(value="v1"), "agg-2")
+        await bus.publish(stream, [mixed, handled])
         await busapp.eventually(lambda: _inbox_has(db, 1))
+        await busapp.eventually(lambda: counted(2))
     finally:
         await consumer.stop()
 
-    assert await busapp.inbox_event_ids(db) == [other.event_id]
-    assert await busapp.effect_event_ids(db) == []
-    assert (await bus.client.xpending(stream_name(context), consumer.group))["pending"] == 0
+    assert await busapp.inbox_event_ids(db) == [handled.event_id]  # none for the other two
+    assert await busapp.effect_event_ids(db) == [handled.event_id]
+    assert (await bus.client.xpending(stream, consumer.group))["pending"] == 0
 
 
 async def test_a_failing_handler_is_retried_until_it_succeeds(

@@ -1,5 +1,10 @@
 """Applying events exactly once: the handler's writes and the inbox row in one transaction.
 
+An event the consumer has no handler for is ``unhandled``: acknowledged with no
+transaction and no inbox row (it has no effect to apply twice). A service reads every
+event of the streams it follows and handles a few kinds; the order service, say, one of
+fulfillment's two per order, and fulfillment one of the order's three.
+
 A chunk of events is applied in one transaction (one commit for many events). When a
 handler raises, the chunk is rolled back and applied event by event, so the failing
 event takes only itself down, and later events of its aggregate wait behind it
@@ -131,26 +136,29 @@ class Applier:
 
     async def _together(self, chunk: Sequence[Ready]) -> list[Outcome]:
         """Applies a chunk in one transaction, or rolls it all back."""
-        outcomes: list[Outcome] = []
+        handlers = self.handlers
+        outcomes: list[Outcome] = ["unhandled"] * len(chunk)
+        handled = [i for i, (_, envelope) in enumerate(chunk) if envelope.event_type in handlers]
+        if not handled:
+            return outcomes
         async with self._unit.begin() as work:
-            ids = [envelope.event_id for _, envelope in chunk]
+            ids = [chunk[i][1].event_id for i in handled]
             seen = await self._unit.seen(work, self.group, ids)
             fresh: list[tuple[int, Delivery, Envelope]] = []
-            for index, (entry, envelope) in enumerate(chunk):
+            for index in handled:
+                entry, envelope = chunk[index]
                 if envelope.event_id in seen:
-                    outcomes.append("duplicate")
+                    outcomes[index] = "duplicate"
                     continue
                 seen.add(envelope.event_id)
                 fresh.append((index, entry, envelope))
-                outcomes.append("handled" if envelope.event_type in self.handlers else "unhandled")
+                outcomes[index] = "handled"
             if fresh:
                 now = now_us()
                 rows = [_inbox_row(e, self.group, now) for _, _, e in fresh]
                 await self._unit.record(work, rows)
             for index, entry, envelope in fresh:
-                handler = self.handlers.get(envelope.event_type)
-                if handler is None:
-                    continue
+                handler = handlers[envelope.event_type]
                 with self.span(entry, envelope):
                     try:
                         await handler(work, envelope)
@@ -163,6 +171,8 @@ class Applier:
     async def _alone(self, entry: Delivery, envelope: Envelope) -> Outcome:
         """Applies one event in its own transaction; its outcome (raises on failure)."""
         handler = self.handlers.get(envelope.event_type)
+        if handler is None:
+            return "unhandled"
         with self.span(entry, envelope):
             try:
                 async with self._unit.begin() as work:
@@ -172,11 +182,10 @@ class Applier:
                         await self._unit.record(work, [_inbox_row(envelope, self.group, now_us())])
                     except IntegrityViolation:
                         raise _Duplicate from None
-                    if handler is not None:
-                        await handler(work, envelope)
+                    await handler(work, envelope)
             except _Duplicate:
                 return "duplicate"
-            return "handled" if handler is not None else "unhandled"
+            return "handled"
 
     def span(self, entry: Delivery, envelope: Envelope) -> AbstractContextManager[Any]:
         """A CONSUMER span continuing the trace of the envelope's traceparent.
