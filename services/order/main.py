@@ -135,12 +135,12 @@ def _channels(settings: Settings, metrics: Metrics) -> _Channels:
     token = ServiceToken(settings, "order", metrics=metrics)
 
     def to(name: str, retryable: list[tuple[str, str]], *, as_service: bool = True) -> aio.Channel:
-        interceptors = guard(name, settings, metrics)
+        gates = guard(name, settings, metrics)
         return open_channel(
             settings.target(name),
             retryable=retryable,
             default_timeout=call_timeout,
-            interceptors=[token.interceptor(), *interceptors] if as_service else interceptors,
+            middlewares=[token.middleware(), *gates] if as_service else gates,
         )
 
     return _Channels(

@@ -33,7 +33,7 @@ def identity_verifier(settings: Settings, metrics: Metrics | None = None) -> Tok
         settings.target("identity"),
         retryable=[(_SERVICE, "GetJwks")],
         default_timeout=FETCH_TIMEOUT,
-        interceptors=guard("identity", settings, metrics),
+        middlewares=guard("identity", settings, metrics),
     )
     stub = identity_grpc.IdentityServiceStub(channel)
 

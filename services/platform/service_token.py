@@ -14,14 +14,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 from emporium.identity.v1 import identity_service_pb2 as identity_pb
 from emporium.identity.v1 import identity_service_pb2_grpc as identity_grpc
-from grpc import aio
 
-from services.platform.clients import open_channel
+from services.platform.clients import ClientMiddleware, Outgoing, Settle, open_channel
 from services.platform.config import ConfigError, Settings
 from services.platform.metrics import Metrics
 from services.platform.resilience import guard
@@ -65,7 +63,7 @@ class ServiceToken:
         self._channel = open_channel(
             settings.target("identity"),
             default_timeout=login_timeout,
-            interceptors=guard("identity", settings, metrics),
+            middlewares=guard("identity", settings, metrics),
         )
         self._stub = identity_grpc.IdentityServiceStub(self._channel)
         self._token: str | None = None
@@ -139,7 +137,8 @@ class ServiceToken:
         if token is None or token == self._token:
             self._token = None
 
-    def interceptor(self) -> aio.ClientInterceptor:
+    def middleware(self) -> ClientMiddleware:
+        """What a channel's calls need to carry this token (:func:`open_channel`)."""
         return _Bearer(self)
 
     async def close(self) -> None:
@@ -148,30 +147,19 @@ class ServiceToken:
         await self._channel.close()
 
 
-class _Bearer(aio.UnaryUnaryClientInterceptor, aio.UnaryStreamClientInterceptor):
+class _Bearer(ClientMiddleware):
     """Adds the service's bearer token; a refused token is dropped so the next call
     logs in again."""
 
     def __init__(self, token: ServiceToken) -> None:
         self._token = token
 
-    async def _details(self, details: aio.ClientCallDetails, token: str) -> aio.ClientCallDetails:
-        metadata = aio.Metadata(*(details.metadata or ()))
-        metadata["authorization"] = f"Bearer {token}"
-        return aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-        )
-
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+    async def on_start(self, call: Outgoing) -> Settle:
         token = await self._token.get()
-        call = await continuation(await self._details(details, token), request)
-        try:
-            await call
-        except aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+        call.metadata.append(("authorization", f"Bearer {token}"))
+
+        def settle(code: grpc.StatusCode) -> None:
+            if code == grpc.StatusCode.UNAUTHENTICATED:
                 self._token.invalidate(token)
-        return call
 
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        token = await self._token.get()
-        return await continuation(await self._details(details, token), request)
+        return settle

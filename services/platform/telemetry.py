@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import grpc
-from grpc import aio
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
@@ -161,42 +160,13 @@ def end_server_span(span: trace.Span | None, code: grpc.StatusCode) -> None:
             span.set_status(Status(StatusCode.ERROR, code.name))
 
 
-def _outgoing(details: Any) -> Any:
-    """``details`` with the current ``traceparent`` added to its metadata."""
-    header = traceparent()
-    if header is None:
-        return details
-    metadata = aio.Metadata(*(details.metadata or ()))
-    metadata["traceparent"] = header
-    return aio.ClientCallDetails(
-        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-    )
+_NO_SPAN: AbstractContextManager[Any] = nullcontext()
 
 
-@contextmanager
-def _client_span(method: str) -> Iterator[None]:
+def client_span(method: str | bytes) -> AbstractContextManager[Any]:
+    """A CLIENT span around an outgoing call of ``method`` while spans are recorded (its
+    ``traceparent`` is then the span's); nothing otherwise."""
     if not _recording or _tracer is None:
-        yield
-        return
-    with _tracer.start_as_current_span(method, kind=SpanKind.CLIENT):
-        yield
-
-
-class _UnaryTrace(aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        method = details.method.decode() if isinstance(details.method, bytes) else details.method
-        with _client_span(method):
-            call = await continuation(_outgoing(details), request)
-            if _recording:
-                await call
-            return call
-
-
-class _StreamTrace(aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_outgoing(details), request)
-
-
-def client_interceptors() -> list[aio.ClientInterceptor]:
-    """Interceptors that carry the trace context on every outgoing call."""
-    return [_UnaryTrace(), _StreamTrace()]
+        return _NO_SPAN
+    name = method.decode() if isinstance(method, bytes) else method
+    return _tracer.start_as_current_span(name, kind=SpanKind.CLIENT)

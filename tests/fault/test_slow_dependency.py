@@ -170,7 +170,7 @@ async def test_a_slow_inventory_trips_the_breaker_which_recovers_when_inventory_
     channel = open_channel(
         target,
         default_timeout=DEADLINE,
-        interceptors=guard("inventory", settings, metrics, clock=clock),
+        middlewares=guard("inventory", settings, metrics, clock=clock),
     )
     stub = pb_grpc.InventoryServiceStub(channel)
 

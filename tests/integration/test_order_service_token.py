@@ -120,7 +120,7 @@ async def test_calls_carry_the_service_token_instead_of_any_user_token(
     identity_server: servers.Running, tokens: Tokens
 ) -> None:
     token = ServiceToken(_settings(identity_server, f"order:{ORDER_SERVICE_SECRET}"), "order")
-    channel = open_channel(identity_server.target, interceptors=[token.interceptor()])
+    channel = open_channel(identity_server.target, middlewares=[token.middleware()])
     try:
         stub = identity_grpc.IdentityServiceStub(channel)
         response = await stub.GetUser(
@@ -137,7 +137,7 @@ async def test_a_refused_token_is_dropped_and_the_next_call_logs_in_again(
     identity_server: servers.Running,
 ) -> None:
     token = ServiceToken(_settings(identity_server, f"order:{ORDER_SERVICE_SECRET}"), "order")
-    channel = open_channel(identity_server.target, interceptors=[token.interceptor()])
+    channel = open_channel(identity_server.target, middlewares=[token.middleware()])
     try:
         await token.get()
         token._token = "revoked"  # as if identity had rotated its keys away under us

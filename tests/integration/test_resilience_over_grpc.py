@@ -1,4 +1,4 @@
-"""The circuit breaker and bulkhead as client interceptors over real gRPC: a local server
+"""The circuit breaker and bulkhead as client middlewares over real gRPC: a local server
 whose answers the test sets (the state machine itself: tests/unit/test_resilience.py)."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ async def client() -> AsyncIterator[Client]:
     await server.start()
     metrics, clock = Metrics("order"), FakeClock()
     channel = open_channel(
-        f"127.0.0.1:{port}", interceptors=guard("flaky", guard_settings(), metrics, clock=clock)
+        f"127.0.0.1:{port}", middlewares=guard("flaky", guard_settings(), metrics, clock=clock)
     )
     try:
         yield Client(flaky, channel, metrics, clock)

@@ -1,8 +1,8 @@
-"""Client resilience per downstream: a circuit breaker and a bulkhead, as grpc.aio interceptors.
+"""Client resilience per downstream: a circuit breaker and a bulkhead, as client middlewares.
 
 Open every channel to another service with its guard::
 
-    open_channel(settings.target("inventory"), interceptors=guard("inventory", settings, metrics))
+    open_channel(settings.target("inventory"), middlewares=guard("inventory", settings, metrics))
 
 - **Bulkhead**: at most ``max_concurrent`` calls to the downstream in flight; the next one
   fails at once with RESOURCE_EXHAUSTED instead of queueing behind a slow dependency.
@@ -21,12 +21,12 @@ rejections as ``emporium_client_rejected_total{downstream,reason}``.
 
 from services.platform.resilience.breaker import BreakerState, CircuitBreaker, Permit
 from services.platform.resilience.bulkhead import Bulkhead
-from services.platform.resilience.interceptor import (
+from services.platform.resilience.gates import (
     RETRY_AFTER_KEY,
     BreakerGate,
     BulkheadGate,
+    GateMiddleware,
     guard,
-    guarding,
     retry_after,
 )
 
@@ -37,8 +37,8 @@ __all__ = [
     "Bulkhead",
     "BulkheadGate",
     "CircuitBreaker",
+    "GateMiddleware",
     "Permit",
     "guard",
-    "guarding",
     "retry_after",
 ]

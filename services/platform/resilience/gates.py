@@ -1,37 +1,25 @@
-"""The gates (breaker, bulkhead) as grpc.aio client interceptors, and :func:`guard`, which
-composes them per downstream with their metrics."""
+"""The gates (breaker, bulkhead) as client middlewares, and :func:`guard`, which composes
+them per downstream with their metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 from grpc import aio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from services.platform.clients import ClientMiddleware, Outgoing, Settle
 from services.platform.config import Settings
 from services.platform.metrics import Metrics, PerRegistry
 from services.platform.resilience.breaker import BreakerState, CircuitBreaker, Clock
 from services.platform.resilience.bulkhead import Bulkhead
 
 log = logging.getLogger("emporium.resilience")
-
-# --- interceptors ------------------------------------------------------------------------
-#
-# grpc.aio files each interceptor under ONE arity (an if/elif on its base classes), so an
-# object that subclasses both unary-unary and unary-stream interceptors only ever sees
-# unary-unary calls. Each gate therefore gets one interceptor per arity.
-
-Settle = Callable[[grpc.StatusCode], None]
-
-# Tasks reading the final code of finished streaming calls; kept so they are not collected.
-_settling: set[asyncio.Task[grpc.StatusCode]] = set()
-
 
 #: Trailing metadata of a call refused by an open breaker: milliseconds until the probe.
 RETRY_AFTER_KEY = "emporium-retry-after-ms"
@@ -60,16 +48,11 @@ def retry_after(error: BaseException) -> float | None:
 class Gate(Protocol):
     """Admits a call (returning how to settle it) or refuses it with an AioRpcError."""
 
-    #: Whether settling needs the call's final status code.
-    needs_code: bool
-
     def admit(self) -> Settle: ...
 
 
 class BreakerGate:
     """Fails calls fast with UNAVAILABLE while the downstream's breaker is open."""
-
-    needs_code = True
 
     def __init__(
         self, downstream: str, breaker: CircuitBreaker, on_reject: Callable[[], None]
@@ -92,8 +75,6 @@ class BreakerGate:
 
 class BulkheadGate:
     """Fails calls fast with RESOURCE_EXHAUSTED when the downstream has too many in flight."""
-
-    needs_code = False
 
     def __init__(self, downstream: str, bulkhead: Bulkhead, on_reject: Callable[[], None]) -> None:
         self.downstream = downstream
@@ -119,84 +100,15 @@ class BulkheadGate:
         return release
 
 
-#: What an interceptor calls to make the call (through the rest of the chain).
-Continuation = Callable[[aio.ClientCallDetails, Any], Awaitable[Any]]
-
-
-class _Guard:
-    """A gate around the calls of one arity; each arity settles a started call its own way."""
+class GateMiddleware(ClientMiddleware):
+    """A gate in a channel's middlewares: admits each call (or refuses it) before it starts;
+    the gate is told the outcome of each call it admitted."""
 
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
 
-    async def _start(
-        self, continuation: Continuation, details: aio.ClientCallDetails, request: Any
-    ) -> tuple[Any, Settle]:
-        """Admits the call (or raises the gate's refusal) and starts it; a call that fails
-        to start is settled here."""
-        settle = self.gate.admit()
-        try:
-            return await continuation(details, request), settle
-        except aio.AioRpcError as error:  # refused further down the chain
-            settle(error.code())
-            raise
-        except BaseException:
-            settle(grpc.StatusCode.CANCELLED)
-            raise
-
-
-class UnaryUnaryGuard(_Guard, aio.UnaryUnaryClientInterceptor):
-    """A gate around unary calls: the outcome is the call's final code."""
-
-    async def intercept_unary_unary(
-        self,
-        continuation: Continuation,
-        client_call_details: aio.ClientCallDetails,
-        request: Any,
-    ) -> Any:
-        call, settle = await self._start(continuation, client_call_details, request)
-        code = grpc.StatusCode.CANCELLED
-        try:
-            code = await call.code()
-        finally:
-            settle(code)
-        return call
-
-
-class UnaryStreamGuard(_Guard, aio.UnaryStreamClientInterceptor):
-    """A gate around server-streaming calls: settled when the stream ends."""
-
-    async def intercept_unary_stream(
-        self,
-        continuation: Continuation,
-        client_call_details: aio.ClientCallDetails,
-        request: Any,
-    ) -> Any:
-        call, settle = await self._start(continuation, client_call_details, request)
-        needs_code = self.gate.needs_code
-
-        def done(finished: Any) -> None:
-            if not needs_code:
-                settle(grpc.StatusCode.OK)
-                return
-            # An aio call's final code is read with a coroutine: settle a moment later.
-            task: asyncio.Task[grpc.StatusCode] = asyncio.ensure_future(finished.code())
-            _settling.add(task)
-
-            def report(task: asyncio.Task[grpc.StatusCode]) -> None:
-                _settling.discard(task)
-                ok = not task.cancelled() and task.exception() is None
-                settle(task.result() if ok else grpc.StatusCode.CANCELLED)
-
-            task.add_done_callback(report)
-
-        call.add_done_callback(done)
-        return call
-
-
-def guarding(gate: Gate) -> list[aio.ClientInterceptor]:
-    """The interceptors applying ``gate`` to unary and to server-streaming calls."""
-    return [UnaryUnaryGuard(gate), UnaryStreamGuard(gate)]
+    async def on_start(self, call: Outgoing) -> Settle:
+        return self.gate.admit()
 
 
 # --- composition -------------------------------------------------------------------------
@@ -209,7 +121,7 @@ class _Instruments:
     state: Gauge
     transitions: Counter
     rejected: Counter
-    guards: dict[str, list[aio.ClientInterceptor]] = field(default_factory=dict)
+    guards: dict[str, list[ClientMiddleware]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> _Instruments:
@@ -244,7 +156,7 @@ def guard(
     metrics: Metrics | None,
     *,
     clock: Clock = time.monotonic,
-) -> list[aio.ClientInterceptor]:
+) -> list[ClientMiddleware]:
     """The bulkhead, then the breaker, for calls to ``downstream`` (unary and streaming).
 
     Configured by ``settings.bulkhead_max_concurrent``, ``settings.breaker_failure_threshold``
@@ -281,9 +193,9 @@ def guard(
         on_transition=on_transition,
     )
     bulkhead = Bulkhead(settings.bulkhead_max_concurrent)
-    chain = [
-        *guarding(BulkheadGate(downstream, bulkhead, rejecter("bulkhead_full"))),
-        *guarding(BreakerGate(downstream, breaker, rejecter("circuit_open"))),
+    chain: list[ClientMiddleware] = [
+        GateMiddleware(BulkheadGate(downstream, bulkhead, rejecter("bulkhead_full"))),
+        GateMiddleware(BreakerGate(downstream, breaker, rejecter("circuit_open"))),
     ]
     if instruments is not None:
         instruments.state.labels(downstream).set(int(BreakerState.CLOSED))
