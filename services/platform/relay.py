@@ -12,10 +12,10 @@ most every ``round_interval`` seconds (5 ms), so the rows of several commits sha
 one round trip and one fsync, and an event waits at most that long; the first commit after
 a quiet spell is published at once. It marks what it published at most ``mark_delay``
 seconds later, one write transaction for every round of that while: a round of one event
-costs as much again to mark as to read and publish. Rows published but not
-yet marked are remembered by id and skipped, so they are not sent twice by this process; a
-crash in between republishes them, as above. :meth:`OutboxRelay.drain` and
-:meth:`OutboxRelay.stop` mark everything before they return.
+costs as much again to mark as to read and publish. Rows published but not yet marked are
+remembered by id and skipped, so this process does not send them twice; a crash in between
+republishes them, as above. :meth:`OutboxRelay.drain` and :meth:`OutboxRelay.stop` mark
+everything before they return.
 """
 
 from __future__ import annotations
