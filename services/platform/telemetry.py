@@ -13,6 +13,7 @@ an always-off sampler, more than many of our handlers.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -96,13 +97,14 @@ class _Current:
     """Makes ``span`` current while the block runs (a class, not a generator: it is entered
     once per RPC and per event applied).
 
-    A streaming handler that gRPC abandons mid-stream (its call cancelled while a message
-    was being sent) is closed later by the event loop's finalizer, in another context.
-    There the span is not current and detaching it would fail (OpenTelemetry logs that as
-    an error): nothing needs restoring, since the call's context went with its task.
+    A streaming handler that gRPC abandons mid-stream (a watcher that hung up) is closed
+    later by the event loop's finalizer, in a task of its own, whose context is a copy of
+    the call's: the span looks current there, but detaching it would fail (OpenTelemetry
+    logs that as an error, with its traceback). Nothing needs restoring, since the call's
+    context went with its task: only the task that attached detaches.
     """
 
-    __slots__ = ("_attached", "_span", "_token")
+    __slots__ = ("_attached", "_span", "_task", "_token")
 
     def __init__(self, span: trace.Span) -> None:
         self._span = span
@@ -110,11 +112,19 @@ class _Current:
     def __enter__(self) -> trace.Span:
         self._attached = trace.set_span_in_context(self._span)
         self._token = otel_context.attach(self._attached)
+        self._task = _current_task()
         return self._span
 
     def __exit__(self, *exc_info: object) -> None:
-        if otel_context.get_current() is self._attached:
+        if _current_task() is self._task and otel_context.get_current() is self._attached:
             otel_context.detach(self._token)
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop: synchronous code keeps one context
+        return None
 
 
 def unrecorded_trace(parent: SpanContext | None) -> AbstractContextManager[trace.Span]:

@@ -44,21 +44,27 @@ async def _two_messages(request: Any, context: Any) -> AsyncIterator[bytes]:
     yield b"second"
 
 
+@pytest.mark.parametrize("closing_context", ["empty", "a copy of the call's"])
 async def test_a_stream_closed_from_another_context_ends_cancelled_and_logs_no_error(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, closing_context: str
 ) -> None:
     ends = _Ends()
     behavior = Pipeline([ends])._streaming("/emporium.test.v1.Probe/Watch", _two_messages)
     stream = cast(AsyncGenerator[bytes, None], behavior(b"", cast(Any, _Context())))
     trace_ids: list[str] = []
+    copies: list[contextvars.Context] = []
 
     async def first_message() -> None:
         assert await anext(stream) == b"first"
         trace_ids.append(telemetry.traceparent() or "")
+        # The finalizer's task copies the context it is created in: the call's own, the
+        # span current in it.
+        copies.append(contextvars.copy_context())
 
     await asyncio.create_task(first_message())
     caplog.set_level(logging.ERROR)
-    await asyncio.create_task(stream.aclose(), context=contextvars.Context())
+    closing = contextvars.Context() if closing_context == "empty" else copies[0]
+    await asyncio.create_task(stream.aclose(), context=closing)
     assert ends.codes == [grpc.StatusCode.CANCELLED]
     assert trace_ids[0].startswith("00-0af7651916cd43dd8448eb211c80319c-")
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
