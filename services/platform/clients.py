@@ -118,12 +118,14 @@ class _Chain:
             raise
 
 
-# grpc.aio files each interceptor under one call type, so unary and streaming calls each
-# need their own object.
-class _Unary(aio.UnaryUnaryClientInterceptor):
+class _Chained:
     def __init__(self, chain: _Chain) -> None:
         self._chain = chain
 
+
+# grpc.aio files each interceptor under one call type, so unary and streaming calls each
+# need their own object.
+class _Unary(_Chained, aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(
         self, continuation: Continuation, details: aio.ClientCallDetails, request: Any
     ) -> Any:
@@ -142,10 +144,7 @@ class _Unary(aio.UnaryUnaryClientInterceptor):
 _settling: set[asyncio.Task[grpc.StatusCode]] = set()
 
 
-class _Stream(aio.UnaryStreamClientInterceptor):
-    def __init__(self, chain: _Chain) -> None:
-        self._chain = chain
-
+class _Stream(_Chained, aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(
         self, continuation: Continuation, details: aio.ClientCallDetails, request: Any
     ) -> Any:

@@ -14,6 +14,7 @@ from grpc import aio
 
 from services.platform import telemetry
 from services.platform.clients import ClientMiddleware, Outgoing, Settle, open_channel
+from tests.support.servers import serve_probe
 
 UNARY = "/test.Echo/Call"
 STREAM = "/test.Echo/Watch"
@@ -72,24 +73,8 @@ async def _read_all(stream: AsyncIterator[bytes], into: list[bytes]) -> None:
 @pytest.fixture
 async def echo() -> AsyncIterator[tuple[Echo, str]]:
     echo = Echo()
-    server = aio.server()
-    server.add_generic_rpc_handlers(
-        [
-            grpc.method_handlers_generic_handler(
-                "test.Echo",
-                {
-                    "Call": grpc.unary_unary_rpc_method_handler(echo.unary),
-                    "Watch": grpc.unary_stream_rpc_method_handler(echo.stream),
-                },
-            )
-        ]
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield echo, f"127.0.0.1:{port}"
-    finally:
-        await server.stop(0)
+    async with serve_probe("test.Echo", echo.unary, echo.stream) as target:
+        yield echo, target
 
 
 async def test_what_the_middlewares_add_and_the_trace_context_reach_the_server(

@@ -15,6 +15,7 @@ from services.platform.clients import open_channel
 from services.platform.metrics import Metrics
 from services.platform.resilience import guard, retry_after
 from tests.support.resilience import FakeClock, guard_settings
+from tests.support.servers import serve_probe
 
 OK = grpc.StatusCode.OK
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
@@ -85,30 +86,16 @@ class Client:
 @pytest.fixture
 async def client() -> AsyncIterator[Client]:
     flaky = Flaky()
-    server = aio.server()
-    server.add_generic_rpc_handlers(
-        [
-            grpc.method_handlers_generic_handler(
-                "test.Flaky",
-                {
-                    "Call": grpc.unary_unary_rpc_method_handler(flaky.unary),
-                    "Watch": grpc.unary_stream_rpc_method_handler(flaky.stream),
-                },
-            )
-        ]
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    metrics, clock = Metrics("order"), FakeClock()
-    channel = open_channel(
-        f"127.0.0.1:{port}", middlewares=guard("flaky", guard_settings(), metrics, clock=clock)
-    )
-    try:
-        yield Client(flaky, channel, metrics, clock)
-    finally:
-        flaky.gate.set()
-        await channel.close()
-        await server.stop(0)
+    async with serve_probe("test.Flaky", flaky.unary, flaky.stream) as target:
+        metrics, clock = Metrics("order"), FakeClock()
+        channel = open_channel(
+            target, middlewares=guard("flaky", guard_settings(), metrics, clock=clock)
+        )
+        try:
+            yield Client(flaky, channel, metrics, clock)
+        finally:
+            flaky.gate.set()
+            await channel.close()
 
 
 async def _settled(condition: object, attempts: int = 100) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
+import grpc
 from grpc import aio
 
 from services.platform.config import Settings, load_settings
@@ -48,3 +50,23 @@ async def serve(build: Build, settings: Settings) -> AsyncIterator[Running]:
     finally:
         await channel.close()
         await host.stop(grace=0.5)
+
+
+@asynccontextmanager
+async def serve_probe(
+    service: str, unary: Callable[..., Any], stream: Callable[..., Any]
+) -> AsyncIterator[str]:
+    """A bare server of ``service`` answering ``/<service>/Call`` with ``unary`` and
+    ``/<service>/Watch`` with ``stream`` (bytes in, bytes out); yields its target."""
+    server = aio.server()
+    handlers = {
+        "Call": grpc.unary_unary_rpc_method_handler(unary),
+        "Watch": grpc.unary_stream_rpc_method_handler(stream),
+    }
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, handlers)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(0)
