@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 
 from services.fulfillment.codec import shipment_from_row, shipment_row
 from services.fulfillment.domain import Shipment
 from services.fulfillment.tables import shipments
+from services.platform.db import insert_new
 from services.platform.uow import SqlRepository, SqlTx
 
 #: The outbox stream fulfillment publishes on.
 STREAM = "fulfillment"
 
 _BY_ORDER = select(shipments).where(shipments.c.order_id == bindparam("order_id"))
-_ADD = insert(shipments)
+_ADD = insert_new(shipments)
 
 
 class SqlShipments(SqlRepository):

@@ -77,17 +77,18 @@ class Inventory:
         return existing
 
     async def _hold(self, tx: InventoryTx, fresh: Reservation) -> Reservation:
+        # Every order takes the same few stock rows: the row lock is taken as late as it
+        # can be, so that only the event's insert and the COMMIT wait behind it.
+        await tx.reservations.add_lines(fresh)
         short = await tx.stock.take_all(fresh.lines, fresh.created_at_us)
         if short:
             failed = dataclasses.replace(
                 fresh, status=Status.FAILED, unavailable_skus=short, expires_at_us=None
             )
-            await tx.reservations.fail(failed.reservation_id, failed.updated_at_us)
-            await tx.reservations.add_lines(failed)
+            await tx.reservations.fail(failed)
             event = codec.stock_reservation_failed(failed)
             await tx.outbox.record(event, failed.order_id)
             return failed
-        await tx.reservations.add_lines(fresh)
         await tx.outbox.record(codec.stock_reserved(fresh), fresh.order_id)
         return fresh
 
@@ -131,9 +132,9 @@ class Inventory:
             if reservation is None:
                 raise NotFound(f"order {command.order_id!r} has no reservation")
             if committed:
+                # The event first: the stock row's lock is held only until the COMMIT.
+                await tx.outbox.record(codec.stock_committed(reservation), reservation.order_id)
                 await tx.stock.sell(reservation.lines, now)
-                event = codec.stock_committed(reservation)
-                await tx.outbox.record(event, reservation.order_id)
             elif reservation.status is Status.RESERVED:
                 # Expired but not swept yet: expire it now (committed with this
                 # transaction) so the answer does not depend on the sweeper's timing.

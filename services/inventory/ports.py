@@ -41,8 +41,9 @@ class Reservations(Protocol):
 
     async def add_lines(self, reservation: Reservation) -> None: ...
 
-    async def fail(self, reservation_id: str, now_us: int) -> None:
-        """Marks a just-claimed reservation FAILED (it holds nothing, so never expires)."""
+    async def fail(self, reservation: Reservation) -> None:
+        """Marks a just-claimed reservation, its lines added, FAILED (it holds nothing, so
+        never expires), and the lines it could not hold as unavailable."""
 
     async def transition(
         self,

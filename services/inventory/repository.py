@@ -22,6 +22,7 @@ from services.inventory.codec import (
 )
 from services.inventory.domain import Line, Reservation, Status, StockLevel
 from services.inventory.tables import reservation_lines, reservations, stock
+from services.platform.db import insert_new
 from services.platform.uow import SqlRepository, SqlTx
 
 #: The outbox stream inventory publishes on.
@@ -68,10 +69,18 @@ _ADD_AVAILABLE = (
     .where(stock.c.sku == _SKU, stock.c.available + _QUANTITY >= 0)
     .values(available=stock.c.available + _QUANTITY, updated_at_us=_NOW)
 )
-_CREATE = insert(stock)
+_CREATE = insert_new(stock)
 
-_CLAIM = insert(reservations)
+_CLAIM = insert_new(reservations)
 _ADD_LINE = insert(reservation_lines)
+_MARK_UNAVAILABLE = (
+    update(reservation_lines)
+    .where(
+        reservation_lines.c.reservation_id == bindparam("b_reservation_id"),
+        reservation_lines.c.sku == bindparam("b_sku"),
+    )
+    .values(unavailable=True)
+)
 _FAIL = (
     update(reservations)
     .where(reservations.c.reservation_id == bindparam("b_reservation_id"))
@@ -118,6 +127,12 @@ class SqlStockLevels(SqlRepository):
         return None if row is None else stock_from_row(row)
 
     async def take_all(self, lines: tuple[Line, ...], now_us: int) -> tuple[str, ...]:
+        """Takes every line's quantity, or none (the SKUs short of it). One line needs no
+        savepoint: its one statement takes the stock or changes nothing."""
+        if len(lines) == 1:
+            line = lines[0]
+            params = {"b_sku": line.sku, "quantity": line.quantity, "now": now_us}
+            return () if await self._tx.execute(_TAKE, params) == 1 else (line.sku,)
         short: set[str] = set()
         try:
             async with self._tx.savepoint():
@@ -161,8 +176,18 @@ class SqlReservations(SqlRepository):
     async def add_lines(self, reservation: Reservation) -> None:
         await self._tx.execute_many(_ADD_LINE, reservation_line_rows(reservation))
 
-    async def fail(self, reservation_id: str, now_us: int) -> None:
-        await self._tx.execute(_FAIL, {"b_reservation_id": reservation_id, "now": now_us})
+    async def fail(self, reservation: Reservation) -> None:
+        """Marks ``reservation`` (its lines added already) FAILED, and its unavailable
+        lines as such."""
+        params = {"b_reservation_id": reservation.reservation_id, "now": reservation.updated_at_us}
+        await self._tx.execute(_FAIL, params)
+        await self._tx.execute_many(
+            _MARK_UNAVAILABLE,
+            [
+                {"b_reservation_id": reservation.reservation_id, "b_sku": sku}
+                for sku in reservation.unavailable_skus
+            ],
+        )
 
     async def transition(
         self,

@@ -13,6 +13,7 @@ from services.payment.codec import (
 )
 from services.payment.domain import Payment, PaymentStatus, Refund
 from services.payment.tables import payments, refunds
+from services.platform.db import insert_new
 from services.platform.uow import SqlRepository, SqlTx
 
 STREAM = "payment"
@@ -21,7 +22,7 @@ _GET = select(payments).where(payments.c.payment_id == bindparam("payment_id"))
 # PostgreSQL row lock; SQLite's BEGIN IMMEDIATE already serializes writers.
 _GET_FOR_UPDATE = _GET.with_for_update()
 _BY_KEY = select(payments).where(payments.c.idempotency_key == bindparam("key"))
-_ADD = insert(payments)
+_ADD = insert_new(payments)
 # PostgreSQL skips rows another transaction holds (a capture deciding right now); SQLite's
 # writer transaction already excludes everyone else.
 _EXPIRED = (

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql import ClauseElement, Executable, text
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ClauseElement, Executable, TableClause, text
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.types import BigInteger, Integer
@@ -101,6 +102,27 @@ class IntegrityViolation(Exception):
     On PostgreSQL the transaction cannot continue after it; let it propagate (or map it to
     a domain error) and the transaction rolls back.
     """
+
+
+class InsertNew(Insert):
+    """``INSERT … ON CONFLICT DO NOTHING`` (:func:`insert_new`)."""
+
+    inherit_cache = True
+
+
+def insert_new(table: TableClause) -> InsertNew:
+    """An insert that skips a row whose key exists (the statement counts 0 rows) instead of
+    failing: the transaction goes on without the savepoint a caught constraint error needs
+    on PostgreSQL. A concurrent insert of the same key still waits for the first one's
+    transaction there, then skips. PostgreSQL and SQLite (3.24 and later) spell it alike;
+    other constraints (not null, foreign keys) still raise :class:`IntegrityViolation`."""
+    return InsertNew(table)
+
+
+@compiles(InsertNew)
+def _compile_insert_new(element: InsertNew, compiler: SQLCompiler, **kw: Any) -> str:
+    insert = compiler.visit_insert(element, **kw)  # type: ignore[no-untyped-call]
+    return f"{insert} ON CONFLICT DO NOTHING"
 
 
 class DatabaseBusy(Unavailable):

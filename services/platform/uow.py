@@ -30,12 +30,10 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, get_type_hints
 
-from services.platform.db import Database, IntegrityViolation, Params, Transaction
+from services.platform.db import Database, InsertNew, Params, Transaction
 from services.platform.outbox import SqlOutbox
 
 if TYPE_CHECKING:
-    from sqlalchemy.sql import Executable
-
     from services.platform.outbox import Envelope, Outbox
 
 T = TypeVar("T")
@@ -67,16 +65,11 @@ class SqlRepository:
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
-    async def _insert_new(self, statement: Executable, row: Params) -> bool:
-        """Inserts ``row``; False when a unique constraint refuses it (the row exists). On
-        PostgreSQL a concurrent insert of the same key waits here for the first one's
-        transaction and then loses; the savepoint keeps this transaction usable."""
-        try:
-            async with self._tx.savepoint():
-                await self._tx.execute(statement, row)
-        except IntegrityViolation:
-            return False
-        return True
+    async def _insert_new(self, statement: InsertNew, row: Params) -> bool:
+        """Inserts ``row`` with ``statement`` (an :func:`~services.platform.db.insert_new`);
+        False when its key exists. On PostgreSQL a concurrent insert of the same key waits
+        here for the first one's transaction and then loses."""
+        return await self._tx.execute(statement, row) == 1
 
 
 class SqlTx:

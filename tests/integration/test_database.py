@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from google.protobuf.wrappers_pb2 import StringValue
 from sqlalchemy.engine import make_url
 
-from services.platform.db import Database, DatabaseBusy, IntegrityViolation
+from services.platform.db import Database, DatabaseBusy, IntegrityViolation, insert_new
 from services.platform.outbox import SqlOutbox, inbox, outbox
 from tests.busapp import MIGRATIONS
 from tests.support.databases import fresh_database
@@ -28,6 +28,7 @@ effects = sa.Table(
 _EFFECT = sa.insert(effects).values(consumer="tests")
 _ADD = _EFFECT
 _PROCESSED = sa.insert(inbox)
+_PROCESS_NEW = insert_new(inbox)
 _VALUE = sa.select(effects.c.value).where(effects.c.event_id == sa.bindparam("event_id"))
 _COUNT = sa.select(sa.func.count()).select_from(effects)
 
@@ -88,6 +89,24 @@ async def test_constraint_violations_are_integrity_violations(db: Database) -> N
     with pytest.raises(IntegrityViolation):
         async with db.write() as tx:
             await tx.execute(_PROCESSED, row)
+
+
+async def test_insert_new_skips_an_existing_key_and_the_transaction_goes_on(
+    db: Database,
+) -> None:
+    row = {"event_id": "a", "consumer": "tests", "processed_at_us": 1}
+    async with db.write() as tx:
+        assert await tx.execute(_PROCESS_NEW, row) == 1
+        assert await tx.execute(_PROCESS_NEW, {**row, "processed_at_us": 2}) == 0
+        await tx.execute(_ADD, {"event_id": "a", "value": "after the skipped row"})
+    async with db.read() as tx:
+        assert await tx.scalar(_COUNT) == 1
+        stored = await tx.fetch_one(sa.select(inbox.c.processed_at_us))
+    assert stored is not None
+    assert stored["processed_at_us"] == 1
+    with pytest.raises(IntegrityViolation):  # only key conflicts are skipped
+        async with db.write() as tx:
+            await tx.execute(_PROCESS_NEW, {**row, "event_id": "b", "processed_at_us": None})
 
 
 async def test_in_lists_and_many_rows_in_one_statement(db: Database) -> None:

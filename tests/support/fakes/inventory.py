@@ -80,12 +80,15 @@ class FakeReservations(FakeRepository[InventoryState]):
             stored, lines=reservation.lines, unavailable_skus=reservation.unavailable_skus
         )
 
-    async def fail(self, reservation_id: str, now_us: int) -> None:
-        for order_id, stored in self._state.reservations.items():
-            if stored.reservation_id == reservation_id:
-                self._state.reservations[order_id] = dataclasses.replace(
-                    stored, status=Status.FAILED, expires_at_us=None, updated_at_us=now_us
-                )
+    async def fail(self, reservation: Reservation) -> None:
+        stored = self._state.reservations[reservation.order_id]
+        self._state.reservations[reservation.order_id] = dataclasses.replace(
+            stored,
+            status=Status.FAILED,
+            unavailable_skus=reservation.unavailable_skus,
+            expires_at_us=None,
+            updated_at_us=reservation.updated_at_us,
+        )
 
     async def transition(
         self,
