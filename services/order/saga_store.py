@@ -67,7 +67,7 @@ class SqlSagaStore:
         return codec.saga_state(row, order)
 
     async def save(self, state: SagaState) -> SagaState:
-        async with self._uow.write() as tx:
+        async with self._uow.write_one() as tx:
             saved, cancel_reason = await tx.sagas.save(state, self.lease.owner, self._clock())
         if not saved:
             raise LeaseLost(state.order_id)
@@ -116,7 +116,7 @@ class SqlSagaStore:
         still held (the others were adopted elsewhere or have ended)."""
         if not order_ids:
             return set()
-        async with self._uow.write() as tx:
+        async with self._uow.write_one() as tx:
             expires = self.lease.expiry(self._clock())
             return await tx.sagas.renew(order_ids, self.lease.owner, expires)
 
@@ -134,5 +134,5 @@ class SqlSagaStore:
         """Gives up the leases of ``order_ids`` (a drain): any instance may adopt them now."""
         if not order_ids:
             return
-        async with self._uow.write() as tx:
+        async with self._uow.write_one() as tx:
             await tx.sagas.release(order_ids, self.lease.owner)

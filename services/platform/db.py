@@ -198,6 +198,8 @@ class Backend(Protocol):
 
     def write(self) -> AbstractAsyncContextManager[Transaction]: ...
 
+    def write_one(self) -> AbstractAsyncContextManager[Transaction]: ...
+
     def read(self) -> AbstractAsyncContextManager[Transaction]: ...
 
     def is_transient(self, exc: BaseException) -> bool: ...
@@ -251,6 +253,12 @@ class Database:
     def read(self) -> AbstractAsyncContextManager[Transaction]:
         """A read-only transaction (a consistent snapshot; never waits for writers)."""
         return self._backend.read()
+
+    def write_one(self) -> AbstractAsyncContextManager[Transaction]:
+        """A write of exactly one statement, atomic by itself: on PostgreSQL it runs
+        without ``BEGIN``/``COMMIT`` (two round trips less; a second statement in the
+        block is an error there), on SQLite it is a :meth:`write`."""
+        return self._backend.write_one()
 
     def is_transient(self, exc: BaseException) -> bool:
         """Whether retrying the transaction may succeed (lock, busy, I/O, connection)."""

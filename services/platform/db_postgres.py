@@ -7,7 +7,8 @@ trip is spent on nothing:
 
 - A read runs its statements without ``BEGIN``/``COMMIT``. At PostgreSQL's READ COMMITTED
   (the services' level) every statement takes its own snapshot inside a transaction too,
-  so a read sees exactly what it would in one, for two round trips less.
+  so a read sees exactly what it would in one, for two round trips less. So does a write
+  of one statement (``write_one``): a statement is atomic on its own.
 - A connection goes back to the pool without asyncpg's reset query (``RESET ALL``,
   ``UNLISTEN *``, ``CLOSE ALL``, advisory unlocks: one more round trip per transaction).
   The services set no session state, listen to nothing, open no cursors and take no
@@ -70,17 +71,26 @@ def _count(status: str) -> int:
 
 
 class PostgresTransaction(db.Commits):
-    """Statements of one transaction on one pooled connection."""
+    """Statements of one transaction on one pooled connection (``single``: one statement
+    that is its own transaction, see :meth:`services.platform.db.Database.write_one`)."""
 
-    __slots__ = ("_cache", "_connection")
+    __slots__ = ("_cache", "_connection", "_spent")
 
-    def __init__(self, connection: Any, cache: db.StatementCache) -> None:
+    def __init__(self, connection: Any, cache: db.StatementCache, *, single: bool) -> None:
         super().__init__()
         self._connection = connection
         self._cache = cache
+        self._spent: bool | None = False if single else None
+
+    def _sql(self, statement: Executable, params: db.Params | None) -> tuple[str, list[Any]]:
+        if self._spent is not None:
+            if self._spent:
+                raise RuntimeError("write_one() runs one statement; use write() for more")
+            self._spent = True
+        return _args(self._cache.get(statement, params), params)
 
     async def execute(self, statement: Executable, params: db.Params | None = None) -> int:
-        sql, args = _args(self._cache.get(statement, params), params)
+        sql, args = self._sql(statement, params)
         try:
             return _count(await self._connection.execute(sql, *args))
         except asyncpg.IntegrityConstraintViolationError as exc:
@@ -89,6 +99,8 @@ class PostgresTransaction(db.Commits):
     async def execute_many(self, statement: Executable, rows: Sequence[db.Params]) -> None:
         if not rows:
             return
+        if self._spent is not None:
+            raise RuntimeError("write_one() runs one statement; use write() for more")
         compiled = self._cache.get(statement, rows[0])
         try:
             await self._connection.executemany(
@@ -100,19 +112,19 @@ class PostgresTransaction(db.Commits):
     async def fetch_one(
         self, statement: Executable, params: db.Params | None = None
     ) -> db.Row | None:
-        sql, args = _args(self._cache.get(statement, params), params)
+        sql, args = self._sql(statement, params)
         row: db.Row | None = await self._connection.fetchrow(sql, *args)
         return row
 
     async def fetch_all(
         self, statement: Executable, params: db.Params | None = None
     ) -> list[db.Row]:
-        sql, args = _args(self._cache.get(statement, params), params)
+        sql, args = self._sql(statement, params)
         rows: list[db.Row] = await self._connection.fetch(sql, *args)
         return rows
 
     async def scalar(self, statement: Executable, params: db.Params | None = None) -> Any:
-        sql, args = _args(self._cache.get(statement, params), params)
+        sql, args = self._sql(statement, params)
         return await self._connection.fetchval(sql, *args)
 
     @asynccontextmanager
@@ -143,6 +155,9 @@ class PostgresBackend:
     def read(self) -> _Scope:
         return _Scope(self, readonly=True)
 
+    def write_one(self) -> _Scope:
+        return _Scope(self, readonly=True, single=True)
+
     async def pool(self) -> Any:
         if self._pool is None:
             async with self._opening:
@@ -171,15 +186,16 @@ async def _keep_session(_connection: Any) -> None:
 
 
 class _Scope(TransactionScope):
-    """A write: a pooled connection, ``BEGIN`` … ``COMMIT``/``ROLLBACK``; a read: the
-    connection's statements in autocommit (module docs)."""
+    """A write: a pooled connection, ``BEGIN`` … ``COMMIT``/``ROLLBACK``; a read or a
+    single statement: the connection's statements in autocommit (module docs)."""
 
-    __slots__ = ("_backend", "_connection", "_pool", "_readonly", "_transaction")
+    __slots__ = ("_backend", "_connection", "_pool", "_readonly", "_single", "_transaction")
 
-    def __init__(self, backend: PostgresBackend, *, readonly: bool) -> None:
+    def __init__(self, backend: PostgresBackend, *, readonly: bool, single: bool = False) -> None:
         super().__init__(backend._on_commit, is_transient)
         self._backend = backend
         self._readonly = readonly
+        self._single = single
         self._pool: Any = None
         self._connection: Any = None
         self._transaction: Any = None
@@ -196,7 +212,7 @@ class _Scope(TransactionScope):
         except BaseException:
             await self._pool.release(self._connection)
             raise
-        tx = PostgresTransaction(self._connection, self._backend._cache)
+        tx = PostgresTransaction(self._connection, self._backend._cache, single=self._single)
         self._tx = tx
         return tx
 

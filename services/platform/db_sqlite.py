@@ -142,6 +142,10 @@ class SqliteBackend:
     def write(self) -> _WriteScope:
         return _WriteScope(self)
 
+    def write_one(self) -> _WriteScope:
+        """A write transaction as any: here BEGIN and COMMIT cost no round trip."""
+        return _WriteScope(self)
+
     def read(self) -> _ReadScope | _WriteScope:
         return _WriteScope(self) if self._shared else _ReadScope(self)
 

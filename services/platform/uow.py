@@ -49,6 +49,9 @@ class UnitOfWork(Protocol[T_co]):
     def read(self) -> AbstractAsyncContextManager[T_co]:
         """A consistent read; writing in it is an error."""
 
+    def write_one(self) -> AbstractAsyncContextManager[T_co]:
+        """A write of one statement (:meth:`~services.platform.db.Database.write_one`)."""
+
 
 class Tx(Protocol):
     """One transaction of a unit of work: a service's ``<Name>Tx`` adds its repositories."""
@@ -115,6 +118,9 @@ class SqlUnitOfWork(Generic[T]):
 
     def read(self) -> _Scope[T]:
         return _Scope(self.db.read(), self._repositories)
+
+    def write_one(self) -> _Scope[T]:
+        return _Scope(self.db.write_one(), self._repositories)
 
     def event_handler(
         self, effect: Callable[[T, Envelope], Awaitable[None]]

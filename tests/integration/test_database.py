@@ -109,6 +109,20 @@ async def test_insert_new_skips_an_existing_key_and_the_transaction_goes_on(
             await tx.execute(_PROCESS_NEW, {**row, "event_id": "b", "processed_at_us": None})
 
 
+async def test_a_write_of_one_statement_commits_it_and_refuses_a_second(
+    db: Database, backend: str
+) -> None:
+    async with db.write_one() as tx:
+        await tx.execute(_ADD, {"event_id": "a", "value": "alone"})
+    async with db.read() as tx:
+        assert await tx.scalar(_COUNT) == 1
+    if backend == "postgres":  # there the block is no transaction: a second is refused
+        async with db.write_one() as tx:
+            await tx.execute(_ADD, {"event_id": "b", "value": "first"})
+            with pytest.raises(RuntimeError, match="one statement"):
+                await tx.execute(_ADD, {"event_id": "c", "value": "second"})
+
+
 async def test_in_lists_and_many_rows_in_one_statement(db: Database) -> None:
     async with db.write() as tx:
         await tx.execute_many(_ADD, [{"event_id": str(n), "value": f"v{n}"} for n in range(5)])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Generic, TypeVar
 
 from google.protobuf.message import Message
@@ -83,6 +83,9 @@ class FakeUnitOfWork(Generic[S, T]):
     async def read(self) -> AsyncIterator[T]:
         self.reads += 1
         yield self._view(self.state, _ReadOnlyOutbox())
+
+    def write_one(self) -> AbstractAsyncContextManager[T]:
+        return self.write()
 
 
 class _ReadOnlyOutbox(FakeOutbox):
