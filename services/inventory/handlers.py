@@ -51,25 +51,23 @@ class Inventory:
         auth.require_service(ORDER_SERVICE)
         command.validate()
         now = self.clock()
+        fresh = Reservation(
+            reservation_id=self.new_id(),
+            order_id=command.order_id,
+            status=Status.RESERVED,
+            lines=command.lines,
+            unavailable_skus=(),
+            expires_at_us=now + command.ttl_us,
+            created_at_us=now,
+            updated_at_us=now,
+        )
         async with self.uow.write() as tx:
+            if await tx.reservations.claim(fresh):
+                return await self._hold(tx, fresh)
+            # The order has a reservation: a replay, or a concurrent call for it committed first.
             existing = await tx.reservations.get(command.order_id)
             if existing is None:
-                fresh = Reservation(
-                    reservation_id=self.new_id(),
-                    order_id=command.order_id,
-                    status=Status.RESERVED,
-                    lines=command.lines,
-                    unavailable_skus=(),
-                    expires_at_us=now + command.ttl_us,
-                    created_at_us=now,
-                    updated_at_us=now,
-                )
-                if await tx.reservations.claim(fresh):
-                    return await self._hold(tx, fresh)
-                # A concurrent call for the same order committed first: this is a replay.
-                existing = await tx.reservations.get(command.order_id)
-                if existing is None:
-                    raise Conflict("a concurrent reservation for this order was rolled back")
+                raise Conflict("a concurrent reservation for this order was rolled back")
         if not existing.requested(command.lines):
             raise FailedPrecondition(
                 f"order {command.order_id!r} already has a reservation for other lines"
@@ -77,20 +75,21 @@ class Inventory:
         return existing
 
     async def _hold(self, tx: InventoryTx, fresh: Reservation) -> Reservation:
-        # Every order takes the same few stock rows: the row lock is taken as late as it
-        # can be, so that only the event's insert and the COMMIT wait behind it.
+        # Every order takes the same few stock rows: their locks are taken by the last
+        # statement before the COMMIT, so nothing else waits behind them. The event is
+        # recorded first, as if the stock were there, and withdrawn when it is not.
         await tx.reservations.add_lines(fresh)
+        reserved = await tx.outbox.record(codec.stock_reserved(fresh), fresh.order_id)
         short = await tx.stock.take_all(fresh.lines, fresh.created_at_us)
-        if short:
-            failed = dataclasses.replace(
-                fresh, status=Status.FAILED, unavailable_skus=short, expires_at_us=None
-            )
-            await tx.reservations.fail(failed)
-            event = codec.stock_reservation_failed(failed)
-            await tx.outbox.record(event, failed.order_id)
-            return failed
-        await tx.outbox.record(codec.stock_reserved(fresh), fresh.order_id)
-        return fresh
+        if not short:
+            return fresh
+        await tx.outbox.withdraw(reserved)
+        failed = dataclasses.replace(
+            fresh, status=Status.FAILED, unavailable_skus=short, expires_at_us=None
+        )
+        await tx.reservations.fail(failed)
+        await tx.outbox.record(codec.stock_reservation_failed(failed), failed.order_id)
+        return failed
 
     async def release(self, command: ReleaseReservation) -> Reservation | None:
         """RESERVED → RELEASED, or COMMITTED → RELEASED with the sold units restocked (an

@@ -99,8 +99,13 @@ class Outbox(Protocol):
     async def record_many(self, events: Sequence[tuple[Message, str]]) -> list[Envelope]:
         """Adds several ``(event, aggregate_id)`` pairs with one statement."""
 
+    async def withdraw(self, recorded: Envelope) -> None:
+        """Takes back an event recorded earlier in this transaction: it is never published
+        (for an event recorded ahead of the statement that decides it, see inventory)."""
+
 
 _INSERT = sa.insert(outbox)
+_WITHDRAW = sa.delete(outbox).where(outbox.c.event_id == sa.bindparam("b_event_id"))
 
 
 def _row(stream: str, item: Envelope) -> dict[str, Any]:
@@ -137,3 +142,6 @@ class SqlOutbox:
             self._tx.outbox_written = True
             await self._tx.execute_many(_INSERT, [_row(self._stream, item) for item in items])
         return items
+
+    async def withdraw(self, recorded: Envelope) -> None:
+        await self._tx.execute(_WITHDRAW, {"b_event_id": recorded.event_id})

@@ -35,6 +35,9 @@ class FakeOutbox:
     async def record_many(self, events: Sequence[tuple[Message, str]]) -> list[Envelope]:
         return [await self.record(event, aggregate_id) for event, aggregate_id in events]
 
+    async def withdraw(self, recorded: Envelope) -> None:
+        self.pending.remove(recorded)
+
     def event_types(self) -> list[str]:
         return [item.event_type.rsplit(".", 1)[-1] for item in self.committed]
 
