@@ -82,11 +82,16 @@ class PostgresTransaction(db.Commits):
         self._cache = cache
         self._spent: bool | None = False if single else None
 
+    def _spend(self, statements: int) -> None:
+        """Counts ``statements`` against a single statement's block (no-op otherwise)."""
+        if self._spent is None:
+            return
+        if self._spent or statements > 1:
+            raise RuntimeError("write_one() runs one statement; use write() for more")
+        self._spent = True
+
     def _sql(self, statement: Executable, params: db.Params | None) -> tuple[str, list[Any]]:
-        if self._spent is not None:
-            if self._spent:
-                raise RuntimeError("write_one() runs one statement; use write() for more")
-            self._spent = True
+        self._spend(1)
         return _args(self._cache.get(statement, params), params)
 
     async def execute(self, statement: Executable, params: db.Params | None = None) -> int:
@@ -99,8 +104,7 @@ class PostgresTransaction(db.Commits):
     async def execute_many(self, statement: Executable, rows: Sequence[db.Params]) -> None:
         if not rows:
             return
-        if self._spent is not None:
-            raise RuntimeError("write_one() runs one statement; use write() for more")
+        self._spend(2)  # several rows: several statements
         compiled = self._cache.get(statement, rows[0])
         try:
             await self._connection.executemany(
