@@ -20,7 +20,7 @@ from services.order.ports import (
     OrderUnitOfWork,
     ShipmentDispatched,
 )
-from services.order.projector import OrderView
+from services.order.projector import OrderView, placed_view
 from services.order.queries import OrderQueries
 from services.order.saga import SagaState, Step
 from services.order.saga_runner import SagaRunner
@@ -84,7 +84,6 @@ class OrderCommands:
                 await tx.orders.append(Order(order_id), placed)
                 lease = self.lease
                 await tx.sagas.create(order_id, command.card, now, lease.owner, lease.expiry(now))
-                view = await tx.views.get(order_id)
         except DuplicateRequest:  # a concurrent request with the same key won
             async with self.uow.read() as tx:
                 earlier = await tx.requests.find(caller.subject, command.idempotency_key)
@@ -94,8 +93,7 @@ class OrderCommands:
         sku_lines = tuple((line.sku, line.quantity) for line in lines)
         saga = SagaState(order_id, sku_lines, total, command.card, Step.RESERVE, now)
         self.runner.start(order_id, state=saga)
-        assert view is not None  # the projector wrote it in the same transaction
-        return view
+        return placed_view(placed)  # as the projector wrote it in the same transaction
 
     async def _replayed(
         self, caller: Caller, earlier: tuple[str, str], fingerprint: str

@@ -7,7 +7,7 @@ persistence and leases, and the unit tests fakes.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 #: A SKU and a quantity to reserve.
 SkuLine = tuple[str, int]
+#: Called once a transaction that appended ``event`` as ``version`` of an order's stream
+#: (its id first) has committed: the watchers' notifier.
+OnCommit = Callable[[str, int, Event], None]
 
 
 class StepFailed(Exception):

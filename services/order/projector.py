@@ -123,6 +123,11 @@ def changes(event: Event, version: int) -> dict[str, Any]:
     return row
 
 
+def placed_view(event: OrderPlaced) -> OrderView:
+    """The view row :func:`project` inserts for a new order's first event."""
+    return OrderView.from_row(changes(event, 1))
+
+
 async def project(tx: Transaction, event: Event, version: int) -> None:
     """Applies ``event`` to the read model inside the caller's transaction."""
     row = changes(event, version)

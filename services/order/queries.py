@@ -70,28 +70,32 @@ class OrderQueries:
     async def watch(
         self, caller: Caller, order_id: str, *, timeout: float | None = None
     ) -> AsyncIterator[Change]:
-        """The order now, then each status change until a final status (or ``timeout``)."""
+        """The order now, then each status change until a final status (or ``timeout``).
+
+        The changes committed here arrive with their events; the order's events are read
+        only when another instance committed one (or every ``recheck`` seconds)."""
         started = time.monotonic()
-        view = await self.get(caller, order_id)
-        yield Change(view, None, view.updated_at_us)
-        while not view.status.is_final:
-            wait = self._recheck
-            if timeout is not None:
-                left = timeout - (time.monotonic() - started)
-                if left <= 0:
-                    return
-                wait = min(wait, left)
-            wakeup = self._notifier.arm(order_id, view.version)
-            try:
-                async with self._uow.read() as tx:
-                    new = await tx.orders.events_after(order_id, view.version)
-                if not new:
-                    await self._notifier.wait(order_id, wakeup, wait)
-                    continue
-            finally:
-                self._notifier.disarm(order_id, wakeup)
-            for version, event in new:
-                previous = view.status
-                view = view.then(event, version)
-                if view.status is not previous:
-                    yield Change(view, previous, event.occurred_at_us)
+        with self._notifier.watch(order_id) as feed:  # before the read: nothing slips by
+            view = await self.get(caller, order_id)
+            feed.seen = view.version
+            yield Change(view, None, view.updated_at_us)
+            while not view.status.is_final:
+                wait = self._recheck
+                if timeout is not None:
+                    left = timeout - (time.monotonic() - started)
+                    if left <= 0:
+                        return
+                    wait = min(wait, left)
+                new = await feed.next(wait)
+                if new is None:
+                    async with self._uow.read() as tx:
+                        new = await tx.orders.events_after(order_id, view.version)
+                changes = []
+                for version, event in new:
+                    previous = view.status
+                    view = view.then(event, version)
+                    if view.status is not previous:
+                        changes.append(Change(view, previous, event.occurred_at_us))
+                feed.seen = view.version
+                for change in changes:
+                    yield change

@@ -10,7 +10,7 @@ from sqlalchemy import and_, bindparam, insert, or_, select
 
 from services.order import codec
 from services.order.domain import Event, Order
-from services.order.ports import DuplicateRequest
+from services.order.ports import DuplicateRequest, OnCommit
 from services.order.projector import OrderView, project
 from services.order.saga_rows import SqlSagaRows
 from services.order.tables import order_events, order_requests, order_views
@@ -21,9 +21,6 @@ from services.platform.uow import SqlRepository, SqlTx, SqlUnitOfWork
 
 #: The outbox stream every order event is published on.
 STREAM = "order"
-
-#: Called with an order's id once a transaction that appended to its stream has committed.
-OnCommit = Callable[[str], None]
 
 _STREAM = (
     select(order_events.c.version, order_events.c.event_type, order_events.c.payload)
@@ -64,7 +61,8 @@ class SqlOrderEvents(SqlRepository):
     """Event-sourced orders: load by replay, append with optimistic concurrency.
 
     Every append also updates the read model and writes the outbox row in the same
-    transaction; ``on_commit(order_id)`` runs once it has committed (to wake watchers).
+    transaction; ``on_commit(order_id, version, event)`` runs once it has committed (the
+    watchers' feed).
     """
 
     __slots__ = ("_on_commit", "_outbox")
@@ -111,7 +109,7 @@ class SqlOrderEvents(SqlRepository):
         await self._outbox.record(proto, order.order_id)
         if self._on_commit is not None:
             callback, order_id = self._on_commit, order.order_id
-            self._tx.after_commit(lambda: callback(order_id))
+            self._tx.after_commit(lambda: callback(order_id, version, new))
 
 
 class SqlOrderViews(SqlRepository):

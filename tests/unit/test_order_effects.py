@@ -235,8 +235,8 @@ async def _cancel_twice(uow: FakeOrderUnitOfWork, order_id: str) -> None:
 
 
 async def test_a_taken_version_is_a_conflict_and_the_whole_write_is_discarded() -> None:
-    committed: list[str] = []
-    uow = FakeOrderUnitOfWork(on_commit=committed.append)
+    committed: list[tuple[str, int, str]] = []
+    uow = FakeOrderUnitOfWork(on_commit=lambda o, v, e: committed.append((o, v, type(e).__name__)))
     async with uow.write() as tx:
         await tx.orders.append(Order("o-1"), _placed("o-1"))
     with pytest.raises(Conflict):
@@ -248,7 +248,8 @@ async def test_a_taken_version_is_a_conflict_and_the_whole_write_is_discarded() 
     assert view is not None
     assert (view.status, view.version) == (OrderStatus.PENDING, 1)
     assert uow.outbox.event_types() == ["OrderPlaced"]
-    assert committed == ["o-1"]  # after the commit only, never for the discarded write
+    # After the commit only, never for the discarded write.
+    assert committed == [("o-1", 1, "OrderPlaced")]
 
 
 async def test_a_read_transaction_refuses_every_write() -> None:

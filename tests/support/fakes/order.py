@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from services.order import codec
 from services.order.domain import Card, Event, Order, OrderPlaced
-from services.order.ports import DuplicateRequest
+from services.order.ports import DuplicateRequest, OnCommit
 from services.order.projector import OrderView, changes
 from services.order.saga import Outcome, SagaState, Step
 from services.order.saga_rows import ENDED, RUNNING, Held, _progress, _started
@@ -28,7 +28,6 @@ from services.platform.db import IntegrityViolation, Row
 from services.platform.errors import Conflict
 from tests.support.fakes import FakeOutbox, FakeRepository, FakeTx, FakeUnitOfWork
 
-OnCommit = Callable[[str], None]
 SagaRow = dict[str, Any]
 
 
@@ -91,7 +90,7 @@ class FakeOrderEvents(FakeRepository[OrderState]):
             self._state.views[order.order_id].update(row)
         await self._outbox.record(proto, order.order_id)
         if self._on_commit is not None:
-            self._scope.after_commit.append(partial(self._on_commit, order.order_id))
+            self._scope.after_commit.append(partial(self._on_commit, order.order_id, version, new))
 
 
 class FakeOrderViews(FakeRepository[OrderState]):
@@ -264,8 +263,8 @@ class FakeOrderTx(FakeTx):
 
 
 class FakeOrderUnitOfWork(FakeUnitOfWork[OrderState, FakeOrderTx]):
-    """The order's unit of work in memory; ``on_commit(order_id)`` runs after each
-    committed transaction that appended to the order's stream."""
+    """The order's unit of work in memory; ``on_commit(order_id, version, event)`` runs
+    after each committed transaction for each event it appended to an order's stream."""
 
     def __init__(self, on_commit: OnCommit | None = None) -> None:
         super().__init__(OrderState(), lambda state, outbox: FakeOrderTx(state, outbox, on_commit))
