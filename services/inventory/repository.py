@@ -96,10 +96,16 @@ _TRANSITION = (
 )
 _TRANSITION_ALIVE = _TRANSITION.where(reservations.c.expires_at_us > bindparam("at"))
 _TRANSITION_EXPIRED = _TRANSITION.where(reservations.c.expires_at_us <= bindparam("at"))
-_RESERVATION = select(reservations).where(reservations.c.order_id == bindparam("order_id"))
-_LINES = (
-    select(reservation_lines.c.sku, reservation_lines.c.quantity, reservation_lines.c.unavailable)
-    .where(reservation_lines.c.reservation_id == bindparam("reservation_id"))
+#: A reservation with its lines, in one statement (a reservation's row once per line).
+_RESERVATION = (
+    select(
+        reservations,
+        reservation_lines.c.sku,
+        reservation_lines.c.quantity,
+        reservation_lines.c.unavailable,
+    )
+    .select_from(reservations.outerjoin(reservation_lines))
+    .where(reservations.c.order_id == bindparam("order_id"))
     .order_by(reservation_lines.c.position)
 )
 _DUE = (
@@ -214,11 +220,10 @@ class SqlReservations(SqlRepository):
         return await self._tx.execute(statement, params) == 1
 
     async def get(self, order_id: str) -> Reservation | None:
-        row = await self._tx.fetch_one(_RESERVATION, {"order_id": order_id})
-        if row is None:
+        rows = await self._tx.fetch_all(_RESERVATION, {"order_id": order_id})
+        if not rows:
             return None
-        lines = await self._tx.fetch_all(_LINES, {"reservation_id": row["reservation_id"]})
-        return reservation_from_rows(row, lines)
+        return reservation_from_rows(rows[0], [row for row in rows if row["sku"] is not None])
 
     async def due(self, now_us: int, limit: int) -> list[str]:
         rows = await self._tx.fetch_all(_DUE, {"now": now_us, "limit": limit})

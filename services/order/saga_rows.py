@@ -44,7 +44,7 @@ _HELD_RUNNING = select(sagas).where(
 )
 _UPDATE = update(sagas).where(_ORDER)
 _SAVE = update(sagas).where(_HELD).returning(sagas.c.cancel_reason)
-_END = update(sagas).where(_HELD)
+_END = update(sagas).where(_HELD).returning(sagas.c.cancel_reason)
 _BUMP = {"version": sagas.c.version + 1}
 _RENEW = (
     update(sagas)
@@ -185,8 +185,9 @@ class SqlSagaRows(SqlRepository):
         row = await self._tx.fetch_one(_SAVE, _held_write(state, owner, now_us))
         return (False, None) if row is None else (True, row["cancel_reason"])
 
-    async def end(self, state: SagaState, owner: str, now_us: int) -> None:
-        """Ends the saga held by ``owner`` at ``state.version`` (card wiped)."""
+    async def end(self, state: SagaState, owner: str, now_us: int) -> tuple[bool, str | None]:
+        """Ends the saga if ``owner`` still holds ``state.version`` (card wiped): (ended, the
+        current cancel request). Its row stays locked for the rest of the transaction."""
         params = {
             **_held_write(state, owner, now_us),
             "step": Step.DONE.value,
@@ -196,7 +197,8 @@ class SqlSagaRows(SqlRepository):
             "owner": None,
             "lease_expires_us": None,
         }
-        await self._tx.execute(_END, params)
+        row = await self._tx.fetch_one(_END, params)
+        return (False, None) if row is None else (True, row["cancel_reason"])
 
     async def renew(self, order_ids: Collection[str], owner: str, expires_us: int) -> set[str]:
         """Extends the leases of ``order_ids`` held by ``owner``; returns those still held."""

@@ -90,17 +90,15 @@ class SqlSagaStore:
             return await tx.sagas.running()
 
     async def _finish(self, tx: OrderTx, state: SagaState) -> None:
-        held = await tx.sagas.lock(state.order_id)
-        if held is None or (held.owner, held.version, held.running) != (
-            self.lease.owner,
-            state.version,
-            True,
-        ):
-            raise LeaseLost(state.order_id)
-        if state.outcome is Outcome.CONFIRMED and held.cancel_reason is not None:
-            raise CancelRequested(held.cancel_reason)
-        order = await tx.orders.load(state.order_id)
+        """Ends the saga first (its row's lock orders this end with cancellations; a
+        refusal below rolls the end back), then appends the order's last event."""
         now = self._clock()
+        ended, cancel_reason = await tx.sagas.end(state, self.lease.owner, now)
+        if not ended:
+            raise LeaseLost(state.order_id)
+        if state.outcome is Outcome.CONFIRMED and cancel_reason is not None:
+            raise CancelRequested(cancel_reason)
+        order = await tx.orders.load(state.order_id)
         event = _ending(order, state, now)
         if event is None:
             log.warning(
@@ -109,7 +107,6 @@ class SqlSagaStore:
             )
         else:
             await tx.orders.append(order, event)
-        await tx.sagas.end(state, self.lease.owner, now)
 
     async def renew(self, order_ids: Collection[str]) -> set[str]:
         """Extends the leases of ``order_ids`` held here, in one statement; returns those

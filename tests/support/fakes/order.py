@@ -217,13 +217,15 @@ class FakeSagaRows:
         row.update(_progress(state), updated_at_us=now_us, version=state.version + 1)
         return True, row["cancel_reason"]
 
-    async def end(self, state: SagaState, owner: str, now_us: int) -> None:
+    async def end(self, state: SagaState, owner: str, now_us: int) -> tuple[bool, str | None]:
         self._scope.writing("ended a saga")
         row = self._held(state, owner)
-        if row is not None:
-            row.update(_progress(state), step=Step.DONE.value, status=ENDED, card_json=None)
-            row.update(retry_deadline_us=None, updated_at_us=now_us, version=state.version + 1)
-            row.update(owner=None, lease_expires_us=None)
+        if row is None:
+            return False, None
+        row.update(_progress(state), step=Step.DONE.value, status=ENDED, card_json=None)
+        row.update(retry_deadline_us=None, updated_at_us=now_us, version=state.version + 1)
+        row.update(owner=None, lease_expires_us=None)
+        return True, row["cancel_reason"]
 
     async def renew(self, order_ids: Collection[str], owner: str, expires_us: int) -> set[str]:
         self._scope.writing("renewed leases")
