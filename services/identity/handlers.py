@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 from services.identity.codec import user_registered
 from services.identity.domain import ACCOUNTS_DOMAIN, CUSTOMER_ROLE, Login, Register, User
@@ -14,6 +14,7 @@ from services.platform import auth
 from services.platform.clock import now_us
 from services.platform.errors import AlreadyExists, FailedPrecondition, NotFound, Unauthenticated
 from services.platform.ids import random_id
+from services.platform.lru import Lru
 
 
 @dataclass(slots=True, eq=False)
@@ -22,6 +23,12 @@ class Identity:
 
     ``reserved`` names (the bootstrap admin's) cannot be registered, nor can service
     account names (``svc-*``): only :meth:`ensure_account` creates those.
+
+    A user, once registered, never changes (no RPC updates or deletes one), so the users
+    read or registered here are remembered (up to ``known_users``, least recently used
+    first out): reading one again costs no database round trip, and no replica can hold a
+    stale copy. An RPC that changes users must forget them here and, through an event,
+    on the other replicas.
     """
 
     uow: IdentityUnitOfWork
@@ -31,6 +38,11 @@ class Identity:
     reserved: frozenset[str] = frozenset()
     new_id: Callable[[], str] = random_id
     clock: Callable[[], int] = now_us
+    known_users: int = 4096
+    _users: Lru[str, User] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._users = Lru(self.known_users)
 
     async def register(self, command: Register) -> User:
         command.validate(self.reserved)
@@ -46,6 +58,7 @@ class Identity:
         async with self.uow.write() as tx:
             await tx.users.add(user)
             await tx.outbox.record(user_registered(user), user.user_id)
+        self._users.put(user.user_id, user)
         return user
 
     async def login(self, command: Login) -> tuple[str, User]:
@@ -62,10 +75,13 @@ class Identity:
     async def get_user(self, user_id: str) -> User:
         if not auth.may_read(auth.current_caller(), user_id):
             raise NotFound("no such user")  # other users' existence is not disclosed
-        async with self.uow.read() as tx:
-            user = await tx.users.get(user_id)
+        user = self._users.get(user_id)
         if user is None:
-            raise NotFound("no such user")
+            async with self.uow.read() as tx:
+                user = await tx.users.get(user_id)
+            if user is None:
+                raise NotFound("no such user")
+            self._users.put(user_id, user)
         return user
 
     def jwks(self) -> list[dict[str, str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import KW_ONLY, dataclass, field
@@ -14,6 +13,7 @@ from typing import Any
 import jwt
 
 from services.platform.errors import PermissionDenied, Unauthenticated
+from services.platform.lru import Lru
 
 log = logging.getLogger("emporium.auth")
 
@@ -195,23 +195,20 @@ class TokenVerifier:
     leeway: float = 5
     cache_size: int = 4096
     clock: Callable[[], float] = time.time
-    _verified: OrderedDict[str, tuple[Caller, float]] = field(
-        default_factory=OrderedDict, init=False
-    )
+    _verified: Lru[str, tuple[Caller, float]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._verified = Lru(self.cache_size)
 
     async def verify(self, token: str) -> Caller:
         remembered = self._verified.get(token)
         if remembered is not None:
             caller, expires = remembered
             if self.clock() < expires:
-                self._verified.move_to_end(token)
                 return caller
-            del self._verified[token]
+            self._verified.forget(token)
         caller, expires = await self._check(token)
-        if self.cache_size > 0:
-            self._verified[token] = (caller, expires)
-            if len(self._verified) > self.cache_size:
-                self._verified.popitem(last=False)
+        self._verified.put(token, (caller, expires))
         return caller
 
     async def _check(self, token: str) -> tuple[Caller, float]:

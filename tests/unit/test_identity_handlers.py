@@ -96,6 +96,28 @@ async def test_get_user_hides_other_users_but_not_from_admins() -> None:
     auth.set_caller(None)
 
 
+async def test_a_user_read_once_is_answered_from_memory_and_still_only_to_its_readers() -> None:
+    uow = fake_identity_uow()
+    writer, reader = _identity(uow), _identity(uow)  # two replicas of one database
+    user = await writer.register(Register("ada", "ada@example.com", "long password", ""))
+    auth.set_caller(auth.Caller(user.user_id, "ada", frozenset({CUSTOMER_ROLE})))
+    assert await writer.get_user(user.user_id) == user
+    assert uow.reads == 0  # registered here: remembered
+    assert await reader.get_user(user.user_id) == user
+    assert await reader.get_user(user.user_id) == user
+    assert uow.reads == 1  # the other replica read it once
+    auth.set_caller(auth.Caller("admin:root", "root", frozenset({auth.ADMIN_ROLE})))
+    with pytest.raises(NotFound):
+        await reader.get_user("user-unknown")
+    with pytest.raises(NotFound):
+        await reader.get_user("user-unknown")
+    assert uow.reads == 3  # an unknown id is not remembered: it may be registered later
+    auth.set_caller(auth.Caller("someone-else", "eve", frozenset({CUSTOMER_ROLE})))
+    with pytest.raises(NotFound):
+        await reader.get_user(user.user_id)
+    auth.set_caller(None)
+
+
 async def test_ensure_account_creates_once_and_is_idempotent() -> None:
     uow = fake_identity_uow()
     identity = _identity(uow)
