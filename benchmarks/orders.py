@@ -28,7 +28,7 @@ from benchmarks import targets as t
 from benchmarks.loadgen import Generators, Load, Result
 from benchmarks.mesh import Mesh
 from benchmarks.plan import Log, Plan
-from benchmarks.procs import CpuMeter, RssPeak
+from benchmarks.procs import CpuMeter, RssPeak, cpu_seconds
 from benchmarks.stats import UNKNOWN, Spread
 
 
@@ -109,6 +109,16 @@ def _postgres_pids() -> dict[str, int]:
     return pids
 
 
+def _started_during(watched: dict[str, int], elapsed: float) -> dict[str, float]:
+    """The PostgreSQL backends that started during a window (a pool growing under the
+    load): all the CPU they used is the window's."""
+    return {
+        name: cpu_seconds(pid) / elapsed
+        for name, pid in _postgres_pids().items()
+        if name not in watched
+    }
+
+
 @contextlib.asynccontextmanager
 async def _sampling(peak: RssPeak, every: float = 0.25) -> AsyncIterator[None]:
     async def sample() -> None:
@@ -138,6 +148,8 @@ async def _step(
         meter.start()
         result = await generators.run(load)
         cores = meter.stop()
+        if mesh.backend == "postgres":
+            cores.update(_started_during(watched, meter.elapsed))
         results.append(result)
         orders = max(1.0, result.throughput * meter.elapsed)
         totals: dict[str, float] = {}
