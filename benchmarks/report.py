@@ -92,11 +92,12 @@ def _where(results: Results) -> list[str]:
     if not misses:
         return [*out, "Every target measured here is met.", ""]
     out += ["Missed: " + "; ".join(misses) + ".", ""]
-    out += [
-        "- P3's misses are Envoy's own (C++, not sampled here): the experiments table in P3 "
-        "says which knob moves its CPU.",
-        "",
-    ]
+    if any(miss.startswith("P3") for miss in misses):
+        out += [
+            "- P3's misses are Envoy's own (C++, not sampled here): the experiments table in "
+            "P3 says which knob moves its CPU.",
+            "",
+        ]
     profiles = _profiles(results)
     if not profiles:
         return [*out, "No profiles in this run (`--no-profile` or smoke mode).", ""]
