@@ -126,6 +126,12 @@ def _held_write(state: SagaState, owner: str, now_us: int) -> dict[str, Any]:
     }
 
 
+def _held_outcome(row: Row | None) -> tuple[bool, str | None]:
+    """What a write of a held saga (``… WHERE <held> RETURNING cancel_reason``) found:
+    whether it was still held, and its current cancel request."""
+    return (False, None) if row is None else (True, row["cancel_reason"])
+
+
 class SqlSagaRows(SqlRepository):
     async def create(
         self, order_id: str, card: Card, now_us: int, owner: str, expires_us: int
@@ -182,8 +188,7 @@ class SqlSagaRows(SqlRepository):
     async def save(self, state: SagaState, owner: str, now_us: int) -> tuple[bool, str | None]:
         """Writes the saga's fields if ``owner`` still holds ``state.version``: (saved, the
         current cancel request)."""
-        row = await self._tx.fetch_one(_SAVE, _held_write(state, owner, now_us))
-        return (False, None) if row is None else (True, row["cancel_reason"])
+        return _held_outcome(await self._tx.fetch_one(_SAVE, _held_write(state, owner, now_us)))
 
     async def end(self, state: SagaState, owner: str, now_us: int) -> tuple[bool, str | None]:
         """Ends the saga if ``owner`` still holds ``state.version`` (card wiped): (ended, the
@@ -197,8 +202,7 @@ class SqlSagaRows(SqlRepository):
             "owner": None,
             "lease_expires_us": None,
         }
-        row = await self._tx.fetch_one(_END, params)
-        return (False, None) if row is None else (True, row["cancel_reason"])
+        return _held_outcome(await self._tx.fetch_one(_END, params))
 
     async def renew(self, order_ids: Collection[str], owner: str, expires_us: int) -> set[str]:
         """Extends the leases of ``order_ids`` held by ``owner``; returns those still held."""
